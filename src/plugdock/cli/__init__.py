@@ -1,0 +1,1 @@
+"""The ``plugdock`` command line: thin commands that call the other parts."""

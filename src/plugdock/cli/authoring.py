@@ -1,0 +1,114 @@
+"""Authoring commands: ``validate``, ``schema`` and ``init``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from plugdock.cli.templates import KINDS as TEMPLATE_KINDS
+from plugdock.cli.templates import PluginAnswers, render_plugin
+from plugdock.errors import PlugdockError
+from plugdock.packaging.archive import ArchiveSource, PackageArchive
+from plugdock.packaging.ignore import ignore_filter
+from plugdock.schema import KINDS
+from plugdock.schema.bundle_loader import load_bundle
+from plugdock.schema.plugin import DirectorySource, FileSource, load_plugin
+from plugdock.schema.problems import Problem
+from plugdock.schema.yaml_source import load_yaml
+
+
+def open_source(path: Path) -> FileSource:
+    """A plugin folder (with ``.difyignore`` applied, as it will be packaged) or a ``.difypkg``."""
+    if path.is_dir():
+        return DirectorySource(path, exclude=ignore_filter(path))
+    if path.is_file():
+        return ArchiveSource(PackageArchive.open(path))
+    raise PlugdockError(f"{path}: no such plugin folder or package")
+
+
+def check(path: Path) -> tuple[list[Problem], str]:
+    source = open_source(path)
+    head = load_yaml(source.read("manifest.yaml") or b"", "manifest.yaml").data
+    if isinstance(head, dict) and head.get("type") == "bundle":
+        _, problems = load_bundle(source)
+        return problems, "bundle"
+    plugin = load_plugin(source)
+    kind = plugin.manifest.category if plugin.manifest else "plugin"
+    return plugin.problems, kind
+
+
+@click.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+def validate(target: Path, as_json: bool, strict: bool) -> None:
+    """Check a plugin folder or .difypkg and report every problem as file:line:column: field: message."""
+    problems, kind = check(target)
+    errors = [p for p in problems if p.is_error or strict]
+    if as_json:
+        click.echo(json.dumps({"valid": not errors, "kind": kind, "problems": [p.to_dict() for p in problems]},
+                              indent=2))
+    else:
+        for problem in problems:
+            click.secho(str(problem), fg="red" if problem.is_error else "yellow", err=False)
+        warnings = len(problems) - len([p for p in problems if p.is_error])
+        if errors:
+            click.secho(f"{target}: {len(errors)} error(s), {warnings} warning(s)", fg="red", err=True)
+        else:
+            click.secho(f"{target}: valid {kind} plugin" + (f" ({warnings} warning(s))" if warnings else ""),
+                        fg="green", err=True)
+    if errors:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--kind", type=click.Choice(sorted(KINDS)), help="One YAML kind; all kinds when omitted.")
+def schema(kind: str | None) -> None:
+    """Print the JSON Schema of each YAML kind (for editor completion and checks)."""
+    if kind:
+        click.echo(json.dumps(KINDS[kind].model_json_schema(by_alias=True), indent=2))
+    else:
+        click.echo(json.dumps({k: m.model_json_schema(by_alias=True) for k, m in sorted(KINDS.items())}, indent=2))
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path), required=False)
+@click.option("--kind", type=click.Choice(TEMPLATE_KINDS), help="Plugin kind.")
+@click.option("--name", help="Plugin name: lowercase letters, digits, _ and -.")
+@click.option("--author", help="Author id: lowercase letters, digits, _ and -.")
+@click.option("--description", help="One-line description.")
+@click.option("--model-method", type=click.Choice(["predefined", "customizable"]), default=None,
+              help="For model plugins: predefined models or customizable models.")
+@click.option("--yes", "-y", "non_interactive", is_flag=True, help="Never prompt; use defaults for what is missing.")
+@click.option("--force", is_flag=True, help="Write into a directory that is not empty.")
+def init(directory: Path | None, kind: str | None, name: str | None, author: str | None, description: str | None,
+         model_method: str | None, non_interactive: bool, force: bool) -> None:
+    """Create a new plugin of any kind that validates and runs."""
+    ask = not non_interactive
+
+    def value(current: str | None, prompt: str, default: str) -> str:
+        if current:
+            return current
+        return click.prompt(prompt, default=default) if ask else default
+
+    kind = kind or (click.prompt("Plugin kind", type=click.Choice(TEMPLATE_KINDS), default="tool") if ask else "tool")
+    name = value(name, "Plugin name", directory.name if directory else f"my_{kind.replace('-', '_')}")
+    author = value(author, "Author", "me")
+    description = value(description, "Description", f"A {kind} plugin.")
+    if kind == "model" and not model_method:
+        model_method = click.prompt("Models", type=click.Choice(["predefined", "customizable"]),
+                                    default="predefined") if ask else "predefined"
+    answers = PluginAnswers(kind=kind, name=name, author=author, description=description,
+                            model_method=model_method or "predefined")
+    answers.check()
+    target = directory or Path(name)
+    if target.exists() and any(target.iterdir()) and not force:
+        raise PlugdockError(f"{target} is not empty; choose another directory or pass --force")
+    written = render_plugin(answers, target)
+    click.secho(f"created {kind} plugin {author}/{name} in {target} ({len(written)} files)", fg="green")
+    click.echo(f"next: plugdock validate {target}")
+
+
+COMMANDS = [validate, schema, init]

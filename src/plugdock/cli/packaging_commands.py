@@ -1,0 +1,119 @@
+"""Packaging commands: ``package``, ``checksum``, ``keygen``, ``sign`` and ``verify``."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+from plugdock.errors import SignatureError
+from plugdock.packaging.archive import DEFAULT_MAX_SIZE, PackageArchive
+from plugdock.packaging.build import build_package, collect_files
+from plugdock.packaging.checksum import package_checksum
+from plugdock.packaging.signature import (
+    CATEGORIES,
+    load_private_key,
+    load_public_key,
+    sign_package,
+    verify_package,
+    write_keypair,
+)
+
+SIZE_RE = re.compile(r"^(\d+)\s*([kmg]?)i?b?$", re.IGNORECASE)
+PROGRESS_THRESHOLD = 5 * 1024 * 1024
+
+
+def parse_size(text: str) -> int:
+    """``50M``, ``512k``, ``1G`` or a plain byte count."""
+    match = SIZE_RE.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size such as 50M, 512K or 1048576")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    return number * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the package.")
+@click.option("--max-size", default="50M", show_default=True, help="Largest uncompressed size allowed.")
+def package(directory: Path, output: Path | None, max_size: str) -> None:
+    """Validate DIRECTORY and pack it into a deterministic .difypkg."""
+    limit = parse_size(max_size)
+    total = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and ".git" not in f.parts)
+    if total > PROGRESS_THRESHOLD and os.isatty(2):
+        with Progress(TextColumn("packing"), BarColumn(), DownloadColumn(), transient=True) as bar:
+            task = bar.add_task("pack", total=total)
+            built = build_package(directory, max_size=limit,
+                                  progress=lambda done, all_: bar.update(task, completed=done, total=all_))
+    else:
+        built = build_package(directory, max_size=limit)
+    manifest = built.plugin.manifest
+    assert manifest is not None
+    target = output or Path(f"{manifest.name}-{manifest.version}.difypkg")
+    target.write_bytes(built.data)
+    for warning in built.plugin.problems:
+        click.secho(str(warning), fg="yellow", err=True)
+    click.secho(f"packaged {target} ({len(built.data)} bytes, {len(built.files)} files)", fg="green", err=True)
+    click.echo(str(built.identifier))
+
+
+@click.command()
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+def checksum(target: Path) -> None:
+    """Print the checksum of a .difypkg or plugin folder, as the official daemon computes it."""
+    if target.is_dir():
+        click.echo(package_checksum(collect_files(target)))
+    else:
+        click.echo(package_checksum(PackageArchive.open(target).read_all()))
+
+
+@click.command()
+@click.option("--name", required=True, help="Writes NAME.private.pem and NAME.public.pem.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Directory to write the keys in.")
+@click.option("--bits", type=click.IntRange(2048, 8192), default=4096, show_default=True)
+def keygen(name: str, directory: Path, bits: int) -> None:
+    """Create an RSA key pair for signing packages."""
+    private, public = write_keypair(name, directory, bits)
+    click.echo(f"private key: {private} (keep it secret)")
+    click.echo(f"public key:  {public} (give it to daemons that should trust your packages)")
+
+
+@click.command()
+@click.argument("pkg", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PRIVATE.pem from plugdock keygen.")
+@click.option("--category", type=click.Choice(CATEGORIES), default="community", show_default=True,
+              help="Authorized category recorded in .verification.dify.json.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Default: <pkg>.signed.difypkg beside the input.")
+def sign(pkg: Path, key_path: Path, category: str, output: Path | None) -> None:
+    """Sign a .difypkg in the official signature scheme."""
+    key = load_private_key(key_path)
+    signed = sign_package(pkg.read_bytes(), key, category=category)  # type: ignore[arg-type]
+    target = output or pkg.with_name(f"{pkg.stem}.signed{pkg.suffix or '.difypkg'}")
+    target.write_bytes(signed)
+    click.echo(f"signed package: {target}")
+
+
+@click.command()
+@click.argument("pkg", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PUBLIC.pem to trust (repeatable).")
+def verify(pkg: Path, pubkeys: tuple[Path, ...]) -> None:
+    """Verify a package signature; exit 0 only when it is valid."""
+    archive = PackageArchive.open(pkg, max_size=DEFAULT_MAX_SIZE * 12)
+    keys = [load_public_key(p) for p in pubkeys]
+    if not keys:
+        raise SignatureError(
+            "no trusted key given: pass --pubkey PUBLIC.pem (plugdock does not ship Dify's official public key)"
+        )
+    info = verify_package(archive, keys)
+    click.secho(f"{pkg}: signature valid (key {pubkeys[info.key_index]}, category {info.category or 'none'}, "
+                f"signed at {info.time})", fg="green")
+
+
+COMMANDS = [package, checksum, keygen, sign, verify]

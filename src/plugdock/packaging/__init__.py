@@ -1,0 +1,1 @@
+"""The ``.difypkg`` format: building, reading safely, checksums, identifiers and signatures."""

@@ -1,0 +1,105 @@
+"""Build a ``.difypkg`` from a plugin folder: validated, ``.difyignore`` applied, deterministic bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugdock.errors import PackageError, PackageLimitExceeded, ValidationFailed
+from plugdock.packaging.archive import DEFAULT_MAX_SIZE
+from plugdock.packaging.checksum import package_checksum
+from plugdock.packaging.identifier import PluginIdentifier
+from plugdock.packaging.ignore import ignore_filter
+from plugdock.schema.plugin import DirectorySource, LoadedPlugin, load_plugin
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: the same input always gives the same bytes
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class BuiltPackage:
+    data: bytes
+    identifier: PluginIdentifier
+    plugin: LoadedPlugin
+    files: list[str]
+
+
+def collect_files(root: Path) -> list[tuple[str, bytes]]:
+    source = DirectorySource(root, exclude=ignore_filter(root))
+    out = []
+    for rel in source.files():
+        path = root / rel
+        if path.is_symlink():
+            raise PackageError(f"{rel}: symbolic links cannot be packaged; copy the file or add it to .difyignore")
+        out.append((rel, path.read_bytes()))
+    return out
+
+
+def _uv_requirements(root: Path) -> bytes:
+    """The official packager derives requirements.txt from uv.lock when a plugin only has pyproject + lock."""
+    uv = os.environ.get("UV_PATH") or shutil.which("uv")
+    if not uv:
+        raise PackageError(
+            "the plugin has pyproject.toml and uv.lock but no requirements.txt; install uv (pip install uv) so "
+            "plugdock can export one, or add requirements.txt yourself"
+        )
+    cmd = [uv, "export", "--frozen", "--format", "requirements.txt", "--no-group", "dev", "--no-emit-project",
+           "--no-hashes", "--no-header", "--no-annotate"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise PackageError(f"uv export failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def write_zip(files: list[tuple[str, bytes]], comment: bytes = b"", progress: ProgressFn | None = None) -> bytes:
+    """A zip with fixed timestamps and permissions, entries in the given order, deflate-compressed."""
+    buffer = io.BytesIO()
+    total = sum(len(c) for _, c in files)
+    done = 0
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, content in files:
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o100644 << 16
+            zf.writestr(info, content, compresslevel=6)
+            done += len(content)
+            if progress:
+                progress(done, total)
+        zf.comment = comment
+    return buffer.getvalue()
+
+
+def build_package(
+    root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: ProgressFn | None = None
+) -> BuiltPackage:
+    """Validate the plugin at ``root`` and pack it; raises ``ValidationFailed`` listing every error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise PackageError(f"{root}: not a directory")
+    plugin = load_plugin(DirectorySource(root, exclude=ignore_filter(root)))
+    if not plugin.ok or plugin.manifest is None:
+        raise ValidationFailed(f"{root}: the plugin has {len(plugin.errors)} error(s)", plugin.problems)
+    files = collect_files(root)
+    names = {n for n, _ in files}
+    if "requirements.txt" not in names and {"pyproject.toml", "uv.lock"} <= names:
+        files.append(("requirements.txt", _uv_requirements(root)))
+    files.sort(key=lambda item: item[0])
+    total = sum(len(c) for _, c in files)
+    if total > max_size:
+        top = sorted(files, key=lambda item: -len(item[1]))[:5]
+        listing = "; ".join(f"{n} ({len(c)} bytes)" for n, c in top)
+        raise PackageLimitExceeded(
+            f"plugin is {total} bytes uncompressed, over the {max_size}-byte limit; largest files: {listing}"
+        )
+    data = write_zip(files, progress=progress)
+    manifest = plugin.manifest
+    identifier = PluginIdentifier(manifest.author, manifest.name, manifest.version, package_checksum(files))
+    return BuiltPackage(data=data, identifier=identifier, plugin=plugin, files=[n for n, _ in files])

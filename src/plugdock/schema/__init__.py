@@ -1,0 +1,51 @@
+"""Plugin declaration formats (manifest, providers, tools, models, endpoints, strategies, bundles).
+
+Defined once as pydantic v2 models and shared by the SDK, the CLI and the daemon.
+"""
+
+from pydantic import BaseModel
+
+from plugdock.schema.agent import AgentStrategyDeclaration, AgentStrategyProviderDeclaration
+from plugdock.schema.bundle import BundleManifest
+from plugdock.schema.common import I18nObject, ProviderConfig
+from plugdock.schema.endpoint import EndpointDeclaration, EndpointProviderDeclaration
+from plugdock.schema.manifest import PluginManifest
+from plugdock.schema.model import ModelDeclaration, ModelProviderDeclaration
+from plugdock.schema.plugin import DirectorySource, FileSource, LoadedPlugin, load_plugin
+from plugdock.schema.problems import Problem
+from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
+
+# The YAML kinds ``plugdock schema --kind`` can print, by name.
+KINDS: dict[str, type[BaseModel]] = {
+    "manifest": PluginManifest,
+    "tool_provider": ToolProviderDeclaration,
+    "tool": ToolDeclaration,
+    "model_provider": ModelProviderDeclaration,
+    "model": ModelDeclaration,
+    "endpoint_group": EndpointProviderDeclaration,
+    "endpoint": EndpointDeclaration,
+    "agent_provider": AgentStrategyProviderDeclaration,
+    "agent_strategy": AgentStrategyDeclaration,
+    "bundle": BundleManifest,
+}
+
+__all__ = [
+    "KINDS",
+    "AgentStrategyDeclaration",
+    "AgentStrategyProviderDeclaration",
+    "BundleManifest",
+    "DirectorySource",
+    "EndpointDeclaration",
+    "EndpointProviderDeclaration",
+    "FileSource",
+    "I18nObject",
+    "LoadedPlugin",
+    "ModelDeclaration",
+    "ModelProviderDeclaration",
+    "PluginManifest",
+    "Problem",
+    "ProviderConfig",
+    "ToolDeclaration",
+    "ToolProviderDeclaration",
+    "load_plugin",
+]

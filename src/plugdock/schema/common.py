@@ -1,0 +1,112 @@
+"""Building blocks shared by every YAML kind: the base model, i18n text, options, credential fields."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+VERSION_PATTERN = r"\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?"
+VERSION_RE = re.compile(f"^{VERSION_PATTERN}$")
+AUTHOR_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+PLUGIN_NAME_RE = re.compile(r"^[a-z0-9_-]{1,128}$")
+IDENTITY_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+PluginTag = Literal[
+    "search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
+    "productivity", "education", "business", "entertainment", "utilities", "agent", "rag", "other", "trigger",
+]
+
+Version = Annotated[str, Field(pattern=f"^{VERSION_PATTERN}$", description="x.y.z, 1-4 digits each, optional -suffix")]
+
+
+class DifyModel(BaseModel):
+    """Base of every declaration model.
+
+    Unknown fields are kept (``extra='allow'``) so that a round trip through plugdock loses nothing
+    a newer Dify understands; numbers are accepted where Go's YAML decoder accepts them as text.
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+
+    def to_data(self) -> dict[str, Any]:
+        """The declaration as plain data, exactly the fields the author wrote (plus kept extras)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class I18nObject(DifyModel):
+    """Text in several languages; ``en_US`` is the one every consumer falls back to."""
+
+    en_US: str = Field(min_length=1, max_length=1023)
+    zh_Hans: str | None = Field(default=None, max_length=1023)
+    ja_JP: str | None = Field(default=None, max_length=1023)
+    pt_BR: str | None = Field(default=None, max_length=1023)
+
+
+class ParameterOption(DifyModel):
+    value: str
+    label: I18nObject
+    icon: str | None = None
+
+
+ModelScope = Literal[
+    "all", "llm", "text-embedding", "rerank", "tts", "speech2text", "moderation", "vision", "document", "tool-call"
+]
+APP_SCOPES = {"all", "chat", "workflow", "completion"}
+MODEL_SCOPES = {
+    "llm", "text-embedding", "rerank", "tts", "speech2text", "moderation", "vision", "document", "tool-call",
+}
+ANY_SCOPES = {"string", "number", "object", "array[number]", "array[string]", "array[object]", "array[file]"}
+
+
+def check_scope(kind: str, scope: str | None) -> None:
+    """Scopes narrow selector fields; the daemon accepts ``a&b`` lists where any part is known."""
+    if scope is None:
+        return
+    allowed = {"app-selector": APP_SCOPES, "model-selector": MODEL_SCOPES, "any": ANY_SCOPES}.get(kind)
+    if allowed is None:
+        raise ValueError(f"scope is only allowed for app-selector, model-selector and any (type is {kind!r})")
+    parts = [p.strip() for p in scope.split("&")]
+    if not any(p in allowed for p in parts):
+        raise ValueError(f"scope {scope!r} is not valid for {kind}; use one of {', '.join(sorted(allowed))}")
+
+
+ProviderConfigType = Literal[
+    "secret-input", "text-input", "select", "boolean", "model-selector", "app-selector", "array[tools]"
+]
+
+
+class ProviderConfig(DifyModel):
+    """One credential (tool providers) or setting (endpoint groups) field."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=1023)
+    type: ProviderConfigType
+    scope: str | None = None
+    required: bool = False
+    default: str | int | float | bool | None = None
+    options: list[ParameterOption] | None = Field(default=None, max_length=127)
+    multiple: bool | None = None
+    label: I18nObject
+    help: I18nObject | None = None
+    url: str | None = None
+    placeholder: I18nObject | None = None
+
+    @model_validator(mode="after")
+    def _scope_fits_type(self) -> ProviderConfig:
+        check_scope(self.type, self.scope)
+        if self.type == "select" and not self.options:
+            raise ValueError("a select field needs options")
+        return self
+
+
+class PythonExtra(DifyModel):
+    source: str | None = None
+    provider_source: str | None = None
+    model_sources: list[str] | None = None
+
+
+class Extra(DifyModel):
+    """``extra.python`` names the Python files that implement a declaration."""
+
+    python: PythonExtra | None = None

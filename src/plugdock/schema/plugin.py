@@ -1,0 +1,412 @@
+"""Load a whole plugin: follow ``manifest.yaml`` to every provider, tool, model, endpoint and strategy file.
+
+The loader never stops at the first problem: it collects all of them (with file, line and field)
+and returns whatever it could build. The same loader serves ``plugdock validate``, packaging, the
+plugin runtime and the daemon, so every part agrees on what a valid plugin is.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from plugdock.schema.agent import AgentStrategyDeclaration, AgentStrategyProviderDeclaration
+from plugdock.schema.endpoint import EndpointDeclaration, EndpointProviderDeclaration
+from plugdock.schema.manifest import PluginManifest
+from plugdock.schema.model import MODEL_TYPE_KEYS, ModelDeclaration, ModelFileRefs, ModelProviderDeclaration
+from plugdock.schema.problems import Problem
+from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
+from plugdock.schema.validation import validate_document
+from plugdock.schema.yaml_source import Path, YamlDocument, load_yaml
+
+M = TypeVar("M", bound=BaseModel)
+MAX_SOURCE_BYTES = 4 * 1024 * 1024
+
+
+class FileSource(Protocol):
+    """Read-only view of a plugin's files, by POSIX path relative to the plugin root."""
+
+    name: str
+
+    def read(self, path: str) -> bytes | None: ...
+
+    def files(self) -> list[str]: ...
+
+
+class DirectorySource:
+    """A plugin folder on disk; ``exclude`` hides files (e.g. those ``.difyignore`` leaves out)."""
+
+    def __init__(self, root: str | os.PathLike[str], exclude: Callable[[str], bool] | None = None) -> None:
+        self.root = FsPath(root).resolve()
+        self.name = str(root)
+        self._exclude = exclude
+        self._files: list[str] | None = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            found = []
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                rel_dir = FsPath(dirpath).relative_to(self.root).as_posix()
+                prefix = "" if rel_dir == "." else rel_dir + "/"
+                if self._exclude:
+                    dirnames[:] = [d for d in dirnames if not self._exclude(prefix + d + "/")]
+                dirnames.sort()
+                for name in sorted(filenames):
+                    rel = prefix + name
+                    if not (self._exclude and self._exclude(rel)):
+                        found.append(rel)
+            self._files = found
+        return self._files
+
+    def read(self, path: str) -> bytes | None:
+        if not is_safe_relative(path) or path not in set(self.files()):
+            return None
+        try:
+            return (self.root / path).read_bytes()
+        except OSError:
+            return None
+
+
+def is_safe_relative(path: str) -> bool:
+    """A reference inside a plugin must stay inside it: relative, no ``..``, no backslashes."""
+    if not path or path.startswith(("/", "\\")) or "\\" in path or (len(path) > 1 and path[1] == ":"):
+        return False
+    return ".." not in path.split("/")
+
+
+@dataclass
+class LoadedPlugin:
+    """Everything a plugin declares, validated, with the file each part came from."""
+
+    manifest: PluginManifest | None = None
+    tool_provider: ToolProviderDeclaration | None = None
+    tools: list[ToolDeclaration] = field(default_factory=list)
+    model_provider: ModelProviderDeclaration | None = None
+    models: list[ModelDeclaration] = field(default_factory=list)
+    positions: dict[str, list[str]] = field(default_factory=dict)
+    endpoint_group: EndpointProviderDeclaration | None = None
+    endpoints: list[EndpointDeclaration] = field(default_factory=list)
+    agent_provider: AgentStrategyProviderDeclaration | None = None
+    strategies: list[AgentStrategyDeclaration] = field(default_factory=list)
+    raw_providers: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    python_sources: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return self.manifest is not None and not self.errors
+
+
+class _Loader:
+    def __init__(self, source: FileSource) -> None:
+        self.source = source
+        self.result = LoadedPlugin()
+        self.all_files = set(source.files())
+
+    def add(self, problems: list[Problem]) -> None:
+        self.result.problems.extend(problems)
+
+    def document(self, path: str, doc_ref: YamlDocument | None, ref_path: Path, what: str) -> YamlDocument | None:
+        """Read and parse a referenced YAML file; a bad reference is reported where it was written."""
+        if not is_safe_relative(path):
+            message = f"{what} path {path!r} must be relative to the plugin root, without '..'"
+            self.ref_problem(doc_ref, ref_path, message)
+            return None
+        data = self.source.read(path)
+        if data is None:
+            self.ref_problem(doc_ref, ref_path, f"{what} file {path!r} does not exist in the plugin")
+            return None
+        doc = load_yaml(data, path)
+        self.add(doc.problems)
+        return doc if not [p for p in doc.problems if p.is_error] else None
+
+    def ref_problem(self, doc: YamlDocument | None, path: Path, message: str, severity: str = "error") -> None:
+        if doc is None:
+            self.add([Problem(self.source.name, None, None, "", message, severity)])
+        else:
+            self.add([doc.problem(path, message, severity=severity)])
+
+    def model(self, cls: type[M], doc: YamlDocument) -> M | None:
+        model, problems = validate_document(cls, doc)
+        self.add(problems)
+        return model
+
+    # -- the walk ---------------------------------------------------------------------------------
+    def run(self) -> LoadedPlugin:
+        doc = self.document("manifest.yaml", None, (), "manifest")
+        if doc is None:
+            return self.result
+        if isinstance(doc.data, dict) and doc.data.get("type") == "bundle":
+            self.ref_problem(doc, ("type",), "this is a bundle manifest; validate it as a bundle")
+            return self.result
+        manifest = self.model(PluginManifest, doc)
+        self.result.manifest = manifest
+        self.result.files["manifest"] = "manifest.yaml"
+        if manifest is None:
+            return self.result
+        self.manifest_rules(manifest, doc)
+        refs = manifest.plugins
+        for attr, loader in (
+            ("tools", self.tool_provider), ("models", self.model_provider), ("endpoints", self.endpoint_group),
+            ("agent_strategies", self.agent_provider), ("datasources", self.raw_provider),
+            ("triggers", self.raw_provider),
+        ):
+            for index, path in enumerate(getattr(refs, attr) or []):
+                loader(path, doc, ("plugins", attr, index), attr)
+        self.assets_rules(manifest, doc)
+        self.permission_rules(manifest, doc)
+        self.source_rules()
+        return self.result
+
+    def manifest_rules(self, manifest: PluginManifest, doc: YamlDocument) -> None:
+        refs = manifest.plugins
+        kinds = {k: getattr(refs, k) or [] for k in ("tools", "models", "endpoints", "agent_strategies",
+                                                      "datasources", "triggers")}
+        for kind, paths in kinds.items():
+            if len(paths) > 1:
+                self.ref_problem(doc, ("plugins", kind, 1),
+                                 f"a plugin declares at most one {kind} provider; found {len(paths)}")
+        present = [k for k, v in kinds.items() if v]
+        if not present:
+            self.ref_problem(doc, ("plugins",), "declare at least one of tools, models, endpoints, agent_strategies,"
+                             " datasources or triggers")
+        for exclusive in ("models", "agent_strategies", "datasources", "triggers"):
+            if exclusive in present and len(present) > 1:
+                others = ", ".join(k for k in present if k != exclusive)
+                self.ref_problem(doc, ("plugins", exclusive),
+                                 f"{exclusive} cannot be declared together with {others}")
+        raw = doc.data.get("meta", {}).get("runner", {}) if isinstance(doc.data.get("meta"), dict) else {}
+        if isinstance(raw, dict) and isinstance(raw.get("version"), float):
+            self.ref_problem(doc, ("meta", "runner", "version"),
+                             f"write the Python version as a quoted string: unquoted it reads as the number "
+                             f"{raw['version']!r}", severity="warning")
+        entry = manifest.meta.runner.entrypoint.replace(".", "/") + ".py"
+        if entry not in self.all_files:
+            self.ref_problem(doc, ("meta", "runner", "entrypoint"),
+                             f"entrypoint {manifest.meta.runner.entrypoint!r} needs the file {entry!r}, "
+                             "which is missing")
+        else:
+            self.result.python_sources.append(entry)
+
+    def python_source(self, doc: YamlDocument, path: Path, value: str | None, what: str, required: bool) -> None:
+        if not value:
+            if required:
+                self.ref_problem(doc, path, f"{what} needs extra.python.source naming its Python file")
+            return
+        if not is_safe_relative(value):
+            self.ref_problem(doc, path, f"source path {value!r} must be relative to the plugin root, without '..'")
+        elif value not in self.all_files:
+            self.ref_problem(doc, path, f"Python source {value!r} does not exist in the plugin")
+        elif value not in self.result.python_sources:
+            self.result.python_sources.append(value)
+
+    def tool_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        doc = self.document(path, mdoc, ref, "tool provider")
+        provider = self.model(ToolProviderDeclaration, doc) if doc else None
+        if doc is None or provider is None:
+            return
+        self.result.tool_provider = provider
+        self.result.files["tool_provider"] = path
+        self.python_source(doc, ("extra", "python", "source"), _source(provider.extra), "a tool provider", True)
+        for index, item in enumerate(provider.tools):
+            if isinstance(item, ToolDeclaration):
+                self.result.tools.append(item)
+                continue
+            tdoc = self.document(item, doc, ("tools", index), "tool")
+            tool = self.model(ToolDeclaration, tdoc) if tdoc else None
+            if tdoc is None or tool is None:
+                continue
+            self.python_source(tdoc, ("extra", "python", "source"), _source(tool.extra), "a tool", True)
+            self.result.tools.append(tool)
+            self.result.files[f"tool:{tool.identity.name}"] = item
+        names = [t.identity.name for t in self.result.tools]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            self.ref_problem(doc, ("tools",), f"tool name {name!r} is declared more than once")
+        if not provider.tools:
+            self.ref_problem(doc, ("tools",), "the provider declares no tools", severity="warning")
+
+    def model_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        doc = self.document(path, mdoc, ref, "model provider")
+        provider = self.model(ModelProviderDeclaration, doc) if doc else None
+        if doc is None or provider is None:
+            return
+        self.result.model_provider = provider
+        self.result.files["model_provider"] = path
+        extra = provider.extra.python if provider.extra else None
+        self.python_source(doc, ("extra", "python", "provider_source"), extra.provider_source if extra else None,
+                           "a model provider", True)
+        for index, src in enumerate((extra.model_sources if extra else None) or []):
+            self.python_source(doc, ("extra", "python", "model_sources", index), src, "a model", True)
+        if isinstance(provider.models, list):
+            self.result.models.extend(provider.models)
+        elif isinstance(provider.models, ModelFileRefs):
+            for key in MODEL_TYPE_KEYS:
+                files = getattr(provider.models, key)
+                if files is None:
+                    continue
+                self.model_files(doc, key, files.predefined or [])
+                if files.position:
+                    self.position_file(doc, key, files.position)
+        if "predefined-model" in provider.configurate_methods and not self.result.models:
+            self.ref_problem(doc, ("models",), "configurate_methods has predefined-model but no model files were found",
+                             severity="warning")
+        for index, model in enumerate(self.result.models):
+            if model.model_type not in provider.supported_model_types:
+                self.ref_problem(doc, ("supported_model_types",),
+                                 f"model {model.model!r} (#{index + 1}) has type {model.model_type!r}, which is not in "
+                                 f"supported_model_types", severity="warning")
+
+    def model_files(self, doc: YamlDocument, key: str, patterns: list[str]) -> None:
+        for index, pattern in enumerate(patterns):
+            matched = [f for f in sorted(self.all_files)
+                       if fnmatch.fnmatchcase(f, pattern) and "/" not in f[len(pattern.rsplit("/", 1)[0]) + 1:]
+                       and not f.endswith("_position.yaml")]
+            if not matched:
+                self.ref_problem(doc, ("models", key, "predefined", index), f"no model file matches {pattern!r}")
+            for file in matched:
+                mdoc = self.document(file, doc, ("models", key, "predefined", index), "model")
+                model = self.model(ModelDeclaration, mdoc) if mdoc else None
+                if model is not None:
+                    self.result.models.append(model)
+                    self.result.files[f"model:{model.model}"] = file
+
+    def position_file(self, doc: YamlDocument, key: str, path: str) -> None:
+        pdoc = self.document(path, doc, ("models", key, "position"), "position")
+        if pdoc is None:
+            return
+        if not isinstance(pdoc.data, list) or not all(isinstance(x, str) for x in pdoc.data):
+            self.ref_problem(pdoc, (), "a _position.yaml file must be a list of model names")
+            return
+        self.result.positions[key] = pdoc.data
+
+    def endpoint_group(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        doc = self.document(path, mdoc, ref, "endpoint group")
+        group = self.model(EndpointProviderDeclaration, doc) if doc else None
+        if doc is None or group is None:
+            return
+        self.result.endpoint_group = group
+        self.result.files["endpoint_group"] = path
+        for index, item in enumerate(group.endpoints):
+            if isinstance(item, EndpointDeclaration):
+                self.result.endpoints.append(item)
+                continue
+            edoc = self.document(item, doc, ("endpoints", index), "endpoint")
+            endpoint = self.model(EndpointDeclaration, edoc) if edoc else None
+            if edoc is None or endpoint is None:
+                continue
+            self.python_source(edoc, ("extra", "python", "source"), _source(endpoint.extra), "an endpoint", True)
+            self.result.endpoints.append(endpoint)
+        routes = [(e.method, e.path) for e in self.result.endpoints]
+        for method, route in sorted({r for r in routes if routes.count(r) > 1}):
+            self.ref_problem(doc, ("endpoints",), f"endpoint {method} {route} is declared more than once")
+
+    def agent_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        doc = self.document(path, mdoc, ref, "agent strategy provider")
+        provider = self.model(AgentStrategyProviderDeclaration, doc) if doc else None
+        if doc is None or provider is None:
+            return
+        self.result.agent_provider = provider
+        self.result.files["agent_provider"] = path
+        self.python_source(doc, ("extra", "python", "source"), _source(provider.extra), "an agent strategy provider",
+                           True)
+        for index, item in enumerate(provider.strategies):
+            if isinstance(item, AgentStrategyDeclaration):
+                self.result.strategies.append(item)
+                continue
+            sdoc = self.document(item, doc, ("strategies", index), "agent strategy")
+            strategy = self.model(AgentStrategyDeclaration, sdoc) if sdoc else None
+            if sdoc is None or strategy is None:
+                continue
+            self.python_source(sdoc, ("extra", "python", "source"), _source(strategy.extra), "an agent strategy", True)
+            self.result.strategies.append(strategy)
+
+    def raw_provider(self, path: str, mdoc: YamlDocument, ref: Path, kind: str) -> None:
+        doc = self.document(path, mdoc, ref, kind.rstrip("s"))
+        if doc is None:
+            return
+        if not isinstance(doc.data, dict):
+            self.ref_problem(doc, (), "expected a mapping")
+            return
+        self.result.raw_providers[kind] = doc.data
+        self.ref_problem(doc, (), f"{kind} providers are loaded as they are; plugdock does not check their fields yet",
+                         severity="warning")
+
+    def assets_rules(self, manifest: PluginManifest, doc: YamlDocument) -> None:
+        def need(icon: str | None, idoc: YamlDocument, path: Path, severity: str = "error") -> None:
+            if icon and f"_assets/{icon}" not in self.all_files:
+                self.ref_problem(idoc, path, f"icon {icon!r} is not in _assets/", severity=severity)
+
+        need(manifest.icon, doc, ("icon",))
+        need(manifest.icon_dark, doc, ("icon_dark",))
+        for key, provider_doc_path, icons in self.provider_icons():
+            pdoc = load_yaml(self.source.read(provider_doc_path) or b"", provider_doc_path)
+            for field_path, icon in icons:
+                need(icon, pdoc, field_path, "warning" if key == "agent_provider" else "error")
+
+    def provider_icons(self) -> list[tuple[str, str, list[tuple[Path, str]]]]:
+        r = self.result
+        out: list[tuple[str, str, list[tuple[Path, str]]]] = []
+        if r.tool_provider:
+            icons: list[tuple[Path, str]] = [(("identity", "icon"), r.tool_provider.identity.icon)]
+            if r.tool_provider.identity.icon_dark:
+                icons.append((("identity", "icon_dark"), r.tool_provider.identity.icon_dark))
+            out.append(("tool_provider", r.files["tool_provider"], icons))
+        if r.model_provider:
+            icons = [(tuple(p.split(".")), v) for p, v in r.model_provider.icon_files()]
+            out.append(("model_provider", r.files["model_provider"], icons))
+        if r.agent_provider:
+            out.append(("agent_provider", r.files["agent_provider"], [(("identity", "icon"),
+                                                                         r.agent_provider.identity.icon)]))
+        return out
+
+    def permission_rules(self, manifest: PluginManifest, doc: YamlDocument) -> None:
+        perm = manifest.permission
+        where = ("resource", "permission")
+        if manifest.plugins.endpoints and not perm.allows("endpoint"):
+            self.ref_problem(doc, where, "the plugin declares endpoints, so resource.permission.endpoint.enabled "
+                             "must be true (the daemon refuses to set up endpoints otherwise)")
+        if manifest.plugins.agent_strategies:
+            for cap in ("tool", "model.llm"):
+                if not perm.allows(cap):
+                    self.ref_problem(doc, where, f"agent strategies call tools and models; enable {cap} in "
+                                     f"resource.permission or reverse calls will be refused", severity="warning")
+        if perm.storage and perm.storage.enabled is False and "size" in perm.storage.model_fields_set:
+            self.ref_problem(doc, (*where, "storage", "enabled"), "storage.size is set but storage is not enabled",
+                             severity="warning")
+
+    def source_rules(self) -> None:
+        for path in self.result.python_sources:
+            data = self.source.read(path)
+            if data is None:
+                continue
+            if len(data) > MAX_SOURCE_BYTES:
+                self.add([Problem(path, 1, 1, "", f"source is over the {MAX_SOURCE_BYTES}-byte limit")])
+                continue
+            try:
+                ast.parse(data, filename=path)
+            except SyntaxError as exc:
+                self.add([Problem(path, exc.lineno or 1, exc.offset or 1, "", f"Python syntax error: {exc.msg}")])
+            except ValueError as exc:
+                self.add([Problem(path, 1, 1, "", f"Python source cannot be read: {exc}")])
+
+
+def _source(extra: Any) -> str | None:
+    python = getattr(extra, "python", None)
+    return getattr(python, "source", None)
+
+
+def load_plugin(source: FileSource) -> LoadedPlugin:
+    """Load and check every declaration of a plugin; see ``LoadedPlugin.problems`` for what is wrong."""
+    return _Loader(source).run()
