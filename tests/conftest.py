@@ -8,13 +8,20 @@ import pytest
 
 from plugdock.cli.templates import PluginAnswers, render_plugin
 
-KINDS = [("tool", "predefined"), ("model", "predefined"), ("model", "customizable"), ("extension", "predefined"),
-         ("agent-strategy", "predefined")]
+KINDS = [
+    ("tool", "predefined"),
+    ("model", "predefined"),
+    ("model", "customizable"),
+    ("extension", "predefined"),
+    ("agent-strategy", "predefined"),
+]
 
 
 def make_plugin(root: Path, kind: str = "tool", name: str = "demo", model_method: str = "predefined") -> Path:
-    render_plugin(PluginAnswers(kind=kind, name=name, author="tester", description="A test plugin.",
-                                model_method=model_method), root)
+    render_plugin(
+        PluginAnswers(kind=kind, name=name, author="tester", description="A test plugin.", model_method=model_method),
+        root,
+    )
     return root
 
 

@@ -15,8 +15,17 @@ def test_positions_are_recorded_for_every_value() -> None:
 
 def test_yaml_12_scalars() -> None:
     doc = load_yaml("a: yes\nb: 012\nc: 3.10\nd: 2024-01-01\ne: ~\nf: 0x1F\ng: .inf\nh: 'true'\ni: on\n", "f.yaml")
-    assert doc.data == {"a": "yes", "b": 12, "c": 3.1, "d": "2024-01-01", "e": None, "f": 31, "g": float("inf"),
-                        "h": "true", "i": "on"}
+    assert doc.data == {
+        "a": "yes",
+        "b": 12,
+        "c": 3.1,
+        "d": "2024-01-01",
+        "e": None,
+        "f": 31,
+        "g": float("inf"),
+        "h": "true",
+        "i": "on",
+    }
 
 
 def test_merge_keys_and_anchors() -> None:

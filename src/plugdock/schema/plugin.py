@@ -187,11 +187,6 @@ class _Loader:
                 others = ", ".join(k for k in present if k != exclusive)
                 self.ref_problem(doc, ("plugins", exclusive),
                                  f"{exclusive} cannot be declared together with {others}")
-        raw = doc.data.get("meta", {}).get("runner", {}) if isinstance(doc.data.get("meta"), dict) else {}
-        if isinstance(raw, dict) and isinstance(raw.get("version"), float):
-            self.ref_problem(doc, ("meta", "runner", "version"),
-                             f"write the Python version as a quoted string: unquoted it reads as the number "
-                             f"{raw['version']!r}", severity="warning")
         entry = manifest.meta.runner.entrypoint.replace(".", "/") + ".py"
         if entry not in self.all_files:
             self.ref_problem(doc, ("meta", "runner", "entrypoint"),

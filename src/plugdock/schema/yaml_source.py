@@ -158,10 +158,10 @@ class _Converter:
         if tag == "tag:yaml.org,2002:int":
             try:
                 if value.startswith("0o"):
-                    return int(value[2:], 8)
+                    return YamlInt(int(value[2:], 8), value)
                 if value.startswith("0x"):
-                    return int(value[2:], 16)
-                return int(value)
+                    return YamlInt(int(value[2:], 16), value)
+                return YamlInt(int(value), value)
             except ValueError:
                 self.fail(node, f"{value!r} is not an integer")
                 return value
@@ -172,7 +172,7 @@ class _Converter:
             if low == ".nan":
                 return math.nan
             try:
-                return float(value)
+                return YamlFloat(float(value), value)
             except ValueError:
                 self.fail(node, f"{value!r} is not a number")
                 return value
@@ -182,6 +182,38 @@ class _Converter:
 
 class _TooBig(Exception):
     pass
+
+
+class YamlInt(int):
+    """An integer read from YAML that remembers its text, so ``08`` or ``1_000`` stays as written in a string field.
+
+    Go's yaml.v3 (the official daemon) fills a string field with a scalar's source text; pydantic turns numbers
+    into strings with ``str()``, so returning the source text here gives the same result.
+    """
+
+    raw: str
+
+    def __new__(cls, value: int, raw: str) -> YamlInt:
+        obj = super().__new__(cls, value)
+        obj.raw = raw
+        return obj
+
+    def __str__(self) -> str:
+        return self.raw
+
+
+class YamlFloat(float):
+    """A float that remembers its YAML text: ``3.10`` in a string field stays ``"3.10"``, not ``"3.1"``."""
+
+    raw: str
+
+    def __new__(cls, value: float, raw: str) -> YamlFloat:
+        obj = super().__new__(cls, value)
+        obj.raw = raw
+        return obj
+
+    def __str__(self) -> str:
+        return self.raw
 
 
 def load_yaml(text: str | bytes, file: str) -> YamlDocument:
@@ -203,8 +235,9 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
         return doc
     if text.startswith("\ufeff"):
         text = text[1:]
-    composer = _Composer(text)
+    composer = None
     try:
+        composer = _Composer(text)
         node = composer.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -216,7 +249,8 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
         doc.problems.append(Problem(file, 1, 1, "", f"invalid YAML: {exc}"))
         return doc
     finally:
-        composer.dispose()
+        if composer is not None:
+            composer.dispose()
     if node is None:
         doc.positions[()] = Location(1, 1)
         return doc

@@ -1,0 +1,5 @@
+from plugdock.sdk import AgentStrategyProvider
+
+
+class SingleShotAgentProvider(AgentStrategyProvider):
+    pass
