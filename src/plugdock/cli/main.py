@@ -21,6 +21,10 @@ class PlugdockGroup(click.Group):
             for problem in problems or []:
                 click.echo(str(problem), err=True)
             sys.exit(1)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.secho(f"error: {where}{exc.strerror or exc}", fg="red", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=PlugdockGroup)

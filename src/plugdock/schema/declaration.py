@@ -1,0 +1,50 @@
+"""A loaded plugin as the daemon's ``PluginDeclaration`` JSON: the manifest with each provider inlined.
+
+Used for remote-debugging registration and by the daemon for its management API, so both speak the
+shape the Dify host validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plugdock.schema.plugin import LoadedPlugin
+
+
+def plugin_declaration(plugin: LoadedPlugin) -> dict[str, Any]:
+    if plugin.manifest is None:
+        raise ValueError("the plugin has no valid manifest")
+    data = plugin.manifest.to_data()
+    data.setdefault("tags", [])
+    providers = provider_declarations(plugin)
+    for key, value in providers.items():
+        data[key] = value
+    return data
+
+
+def provider_declarations(plugin: LoadedPlugin) -> dict[str, dict[str, Any]]:
+    """The provider sub-declarations by kind: ``tool``, ``model``, ``endpoint``, ``agent_strategy``."""
+    out: dict[str, dict[str, Any]] = {}
+    if plugin.tool_provider is not None:
+        tool = plugin.tool_provider.to_data()
+        tool["credentials_schema"] = [f.to_data() for f in plugin.tool_provider.credential_fields]
+        tool.pop("credentials_for_provider", None)
+        tool["tools"] = [t.to_data() for t in plugin.tools]
+        out["tool"] = tool
+    if plugin.model_provider is not None:
+        model = plugin.model_provider.to_data()
+        model["models"] = [m.to_data() for m in plugin.models]
+        if plugin.positions:
+            model["position"] = dict(plugin.positions)
+        out["model"] = model
+    if plugin.endpoint_group is not None:
+        group = plugin.endpoint_group.to_data()
+        group["endpoints"] = [e.to_data() for e in plugin.endpoints]
+        out["endpoint"] = group
+    if plugin.agent_provider is not None:
+        agent = plugin.agent_provider.to_data()
+        agent["strategies"] = [s.to_data() for s in plugin.strategies]
+        out["agent_strategy"] = agent
+    for kind, raw in plugin.raw_providers.items():
+        out[{"datasources": "datasource", "triggers": "trigger"}.get(kind, kind)] = raw
+    return out
