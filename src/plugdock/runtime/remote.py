@@ -19,6 +19,7 @@ from plugdock.sdk.config import DifyPluginEnv
 
 logger = logging.getLogger("plugdock.remote")
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+REJECT_WINDOW = 5.0  # seconds after registering in which a silent close means "refused"
 
 
 class RemoteRejected(Exception):
@@ -115,8 +116,10 @@ async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, line
         output.write(line)
     sys.stderr.write(f"plugdock: registered with the daemon at {host}:{port}\n")
     server = PluginServer(Executor(PluginRegistry.load(root)), config, output)
+    server.loop = loop
     heartbeat = asyncio.ensure_future(server.heartbeat())
     first = True
+    registered_at = loop.time()
     try:
         async for item in read_lines(reader, server.max_line):
             if isinstance(item, bytes):
@@ -126,6 +129,14 @@ async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, line
                 server.feed(item)
             else:
                 output.write(event_line(Event.ERROR, None, {"error": str(item), "error_type": "LineTooLong"}))
+    except ConnectionError:
+        if not first:
+            raise
     finally:
         heartbeat.cancel()
         writer.close()
+    if first and loop.time() - registered_at < REJECT_WINDOW:
+        # The daemon answers a bad key with one line and closes; if the close raced ahead of that line,
+        # the connection ends before any request: that is a refusal, not a network failure.
+        raise RemoteRejected("the daemon closed the connection during registration; check the debug key "
+                             "(keys expire) and that remote debugging is enabled on the daemon")

@@ -1,0 +1,130 @@
+"""``PluginTestClient``: load a plugin folder and call any of its actions directly, as the daemon would."""
+
+from __future__ import annotations
+
+import binascii
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plugdock.runtime.executor import Executor
+from plugdock.runtime.iteration import sync_iter
+from plugdock.runtime.registry import PluginRegistry
+from plugdock.sdk.session import Session
+from plugdock.testing.host import FakeHost
+
+
+@dataclass
+class InvocationResult:
+    """What one request produced: the stream chunks (wire form) and, if it failed, the error."""
+
+    chunks: list[Any] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def text(self) -> str:
+        """Joined text of text messages (tools, agents) or of LLM deltas (models)."""
+        out = []
+        for chunk in self.chunks:
+            if isinstance(chunk, dict) and chunk.get("type") == "text":
+                out.append(chunk["message"]["text"])
+            elif isinstance(chunk, dict) and isinstance(chunk.get("delta"), dict):
+                content = chunk["delta"]["message"].get("content")
+                out.append(content if isinstance(content, str) else "")
+        return "".join(out)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [c for c in self.chunks if isinstance(c, dict) and c.get("type") == kind]
+
+    def raise_for_error(self) -> InvocationResult:
+        if self.error:
+            raise AssertionError(f"{self.error['error_type']}: {self.error['message']}")
+        return self
+
+
+@dataclass
+class EndpointResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class PluginTestClient:
+    def __init__(self, plugin_dir: str | Path, host: FakeHost | None = None) -> None:
+        self.registry = PluginRegistry.load(plugin_dir)
+        self.executor = Executor(self.registry)
+        self.host = host or FakeHost()
+
+    def request(self, access_type: str, action: str, data: Mapping[str, Any] | None = None, *,
+                user_id: str = "test-user", app_id: str | None = None, context: Mapping[str, Any] | None = None,
+                on_chunk: Callable[[Any], None] | None = None) -> InvocationResult:
+        """Run one action exactly as the runtime does, collecting chunks; errors are returned, not raised."""
+        payload = {**(data or {}), "user_id": user_id, "type": access_type, "action": action}
+        session = Session(uuid.uuid4().hex, self.host, user_id=user_id, app_id=app_id, context=context)
+        result = InvocationResult()
+        try:
+            handler = self.executor.handler_for(payload)
+            for chunk in sync_iter(handler(session, payload)):
+                result.chunks.append(chunk)
+                if on_chunk is not None:
+                    on_chunk(chunk)
+        except Exception as exc:
+            from plugdock.runtime.server import _error_type
+
+            result.error = {"error_type": _error_type(exc), "message": str(exc)}
+        return result
+
+    # -- conveniences -----------------------------------------------------------------------------
+    def invoke_tool(self, provider: str, tool: str, parameters: Mapping[str, Any] | None = None,
+                    credentials: Mapping[str, Any] | None = None) -> InvocationResult:
+        return self.request("tool", "invoke_tool", {"provider": provider, "tool": tool,
+                                                    "tool_parameters": dict(parameters or {}),
+                                                    "credentials": dict(credentials or {})})
+
+    def validate_tool_credentials(self, provider: str, credentials: Mapping[str, Any]) -> InvocationResult:
+        return self.request("tool", "validate_tool_credentials", {"provider": provider,
+                                                                  "credentials": dict(credentials)})
+
+    def invoke_llm(self, provider: str, model: str, prompt_messages: list[Any], *,
+                   credentials: Mapping[str, Any] | None = None, model_parameters: Mapping[str, Any] | None = None,
+                   tools: list[Any] | None = None, stop: list[str] | None = None,
+                   stream: bool = True) -> InvocationResult:
+        def dump(value: Any) -> Any:
+            return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+        return self.request("model", "invoke_llm", {
+            "provider": provider, "model_type": "llm", "model": model, "credentials": dict(credentials or {}),
+            "prompt_messages": [dump(m) for m in prompt_messages], "model_parameters": dict(model_parameters or {}),
+            "tools": [dump(t) for t in tools or []], "stop": stop or [], "stream": stream})
+
+    def invoke_model(self, action: str, provider: str, model_type: str, model: str,
+                     **fields: Any) -> InvocationResult:
+        return self.request("model", action, {"provider": provider, "model_type": model_type, "model": model,
+                                              "credentials": fields.pop("credentials", {}), **fields})
+
+    def invoke_agent_strategy(self, provider: str, strategy: str, params: Mapping[str, Any]) -> InvocationResult:
+        return self.request("agent_strategy", "invoke_agent_strategy", {
+            "agent_strategy_provider": provider, "agent_strategy": strategy, "agent_strategy_params": dict(params)})
+
+    def invoke_endpoint(self, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+                        body: bytes = b"", settings: Mapping[str, Any] | None = None) -> EndpointResponse:
+        from plugdock.runtime.http_wire import serialize_request
+
+        raw = serialize_request(method, path, {"Host": "localhost", **(headers or {})}, body)
+        result = self.request("endpoint", "invoke_endpoint", {
+            "raw_http_request": binascii.hexlify(raw).decode(), "settings": dict(settings or {})})
+        result.raise_for_error()
+        status, data = 0, b""
+        response_headers: dict[str, str] = {}
+        for chunk in result.chunks:
+            status = chunk.get("status", status)
+            response_headers = chunk.get("headers", response_headers)
+            if "result" in chunk:
+                data += binascii.unhexlify(chunk["result"])
+        return EndpointResponse(status, dict(response_headers), data)
