@@ -96,15 +96,17 @@ class PluginProcess:
                    "endpoint_id": None, "context": None, "event": "backwards_response",
                    "data": {"backwards_request_id": request_id, "event": event, "message": message, "data": data}})
 
-    def close(self, timeout: float = 5) -> int:
+    def close(self, timeout: float = 5) -> int | None:
+        """Close stdin and wait; a plugin still running after ``timeout`` is killed and ``None`` returned
+        (the official SDK keeps running after stdin closes)."""
         if self.proc.stdin and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
             return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
 
 
 def stream_data(messages: list[dict[str, Any]]) -> list[Any]:

@@ -21,20 +21,28 @@ FormType = Literal["text-input", "secret-input", "select", "radio", "switch"]
 MODEL_TYPE_KEYS = ("llm", "text_embedding", "rerank", "tts", "speech2text", "moderation")
 
 # ``use_template`` names the official daemon knows; a rule using one needs no label or type of its own.
+def _template(kind: str, label: str, help_text: str, **bounds: Any) -> dict[str, Any]:
+    return {"type": kind, "label": {"en_US": label}, "help": {"en_US": help_text}, **bounds}
+
+
 PARAMETER_TEMPLATES: dict[str, dict[str, Any]] = {
-    "temperature": {"type": "float", "label": {"en_US": "Temperature"}, "default": 0.0, "min": 0.0, "max": 1.0,
-                    "precision": 2},
-    "top_p": {"type": "float", "label": {"en_US": "Top P"}, "default": 1.0, "min": 0.0, "max": 1.0, "precision": 2},
-    "top_k": {"type": "int", "label": {"en_US": "Top K"}, "default": 50, "min": 1, "max": 100, "precision": 0},
-    "presence_penalty": {"type": "float", "label": {"en_US": "Presence Penalty"}, "default": 0.0, "min": 0.0,
-                         "max": 1.0, "precision": 2},
-    "frequency_penalty": {"type": "float", "label": {"en_US": "Frequency Penalty"}, "default": 0.0, "min": 0.0,
-                          "max": 1.0, "precision": 2},
-    "max_tokens": {"type": "int", "label": {"en_US": "Max Tokens"}, "default": 64, "min": 1, "max": 2048,
-                   "precision": 0},
-    "response_format": {"type": "string", "label": {"en_US": "Response Format"}, "options": ["JSON", "XML"]},
-    "json_schema": {"type": "string", "label": {"en_US": "JSON Schema"}},
+    "temperature": _template("float", "Temperature", "Sampling randomness: lower is more focused and repeatable, "
+                             "higher is more varied.", default=0.0, min=0.0, max=1.0, precision=2),
+    "top_p": _template("float", "Top P", "Nucleus sampling: only tokens within this cumulative probability are "
+                       "considered.", default=1.0, min=0.0, max=1.0, precision=2),
+    "top_k": _template("int", "Top K", "Only the K most likely tokens are considered at each step.",
+                       default=50, min=1, max=100, precision=0),
+    "presence_penalty": _template("float", "Presence Penalty", "Penalises tokens that already appeared, to bring "
+                                  "in new topics.", default=0.0, min=0.0, max=1.0, precision=2),
+    "frequency_penalty": _template("float", "Frequency Penalty", "Penalises tokens by how often they appeared, to "
+                                   "reduce repetition.", default=0.0, min=0.0, max=1.0, precision=2),
+    "max_tokens": _template("int", "Max Tokens", "The longest answer, in tokens; raise it when answers are cut "
+                            "short.", default=64, min=1, max=2048, precision=0),
+    "response_format": _template("string", "Response Format", "Ask the model to answer in this format.",
+                                 options=["JSON", "XML"]),
+    "json_schema": _template("string", "JSON Schema", "A JSON Schema the answer must follow."),
 }
+
 
 
 class ParameterRule(DifyModel):

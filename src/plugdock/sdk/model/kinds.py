@@ -122,17 +122,22 @@ class TTSModel(AIModel):
                 raise self._transform_invoke_error(exc) from exc
 
     def get_tts_model_voices(self, model: str, credentials: dict[str, Any],
-                             language: str | None = None) -> list[dict[str, Any]]:
+                             language: str | None = None) -> list[dict[str, Any]] | None:
         schema = self.get_model_schema(model, credentials)
-        voices = schema.model_properties.get(ModelPropertyKey.VOICES, []) if schema else []
+        if schema is None or ModelPropertyKey.VOICES not in schema.model_properties:
+            return None
+        voices = schema.model_properties[ModelPropertyKey.VOICES]
         if language:
-            voices = [v for v in voices if language in v.get("language", [language])]
-        return [{"name": v.get("name"), "value": v.get("mode", v.get("value"))} for v in voices]
+            voices = [v for v in voices if language in (v.get("language") or [])]
+        return [{"name": v["name"], "value": v["mode"]} for v in voices]
 
     def get_tts_model_mime_type(self, model: str, credentials: dict[str, Any]) -> str | None:
         schema = self.get_model_schema(model, credentials)
         audio = schema.model_properties.get(ModelPropertyKey.AUDIO_TYPE) if schema else None
-        return f"audio/{audio}" if audio else None
+        return _MIME_TYPES.get(str(audio)) if audio else None
+
+
+_MIME_TYPES = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg", "aac": "audio/aac", "mp4": "audio/mp4"}
 
 
 class Speech2TextModel(AIModel):
