@@ -36,7 +36,12 @@ def check(path: Path) -> tuple[list[Problem], str]:
         return problems, "bundle"
     plugin = load_plugin(source)
     kind = plugin.manifest.category if plugin.manifest else "plugin"
-    return plugin.problems, kind
+    problems = list(plugin.problems)
+    if path.is_dir() and plugin.ok:
+        from plugdock.cli.typed_commands import typed_drift
+
+        problems += typed_drift(path.resolve(), plugin)
+    return problems, kind
 
 
 @click.command()

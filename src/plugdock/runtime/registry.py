@@ -35,8 +35,8 @@ def read_yaml(root: Path, rel: str) -> Any:
         raise RegistryError(f"{rel}: invalid YAML: {exc}") from None
 
 
-def load_class(root: Path, source: str, base: type, *, many: bool = False) -> Any:
-    """Import ``source`` (a path relative to the plugin root) and return the subclass of ``base`` it defines."""
+def import_source(root: Path, source: str) -> Any:
+    """Import a plugin's Python file by path, under the module name its path gives (``tools/x.py`` -> ``tools.x``)."""
     path = (root / source).resolve()
     if not path.is_file():
         raise RegistryError(f"{source}: Python source not found")
@@ -53,11 +53,25 @@ def load_class(root: Path, source: str, base: type, *, many: bool = False) -> An
         except Exception as exc:
             del sys.modules[module_name]
             raise RegistryError(f"{source}: import failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load_class(root: Path, source: str, base: type, *, many: bool = False, typed_name: str | None = None) -> Any:
+    """Import ``source`` (a path relative to the plugin root) and return the subclass of ``base`` it defines.
+
+    For tools, a function declared with ``@tool`` (``plugdock.sdk.typed``) counts as the tool class.
+    """
+    module = import_source(root, source)
     found = [obj for obj in vars(module).values()
              if inspect.isclass(obj) and issubclass(obj, base) and obj is not base and not inspect.isabstract(obj)
              and obj.__module__ == module.__name__]
     if many:
         return found
+    if not found and typed_name is not None:
+        typed = [t for t in vars(module).values() if type(t).__name__ == "TypedTool"]
+        match = [t for t in typed if t.name == typed_name] or (typed if len(typed) == 1 else [])
+        if match:
+            return match[0].tool_class
     if not found:
         raise RegistryError(f"{source}: defines no concrete subclass of {base.__name__}")
     if len(found) > 1:
@@ -170,7 +184,7 @@ class PluginRegistry:
         for item in decl.get("tools") or []:
             tool_decl = read_yaml(self.root, item) if isinstance(item, str) else item
             tool_name = str(tool_decl["identity"]["name"])
-            entry.tools[tool_name] = load_class(self.root, _source(tool_decl), Tool)
+            entry.tools[tool_name] = load_class(self.root, _source(tool_decl), Tool, typed_name=tool_name)
             entry.tool_declarations[tool_name] = tool_decl
         self.tool_providers[name] = entry
 

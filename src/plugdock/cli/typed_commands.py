@@ -1,0 +1,132 @@
+"""Typed tools on the command line: ``plugdock generate`` writes tool YAML from ``@tool`` functions, and
+``validate`` (through ``typed_drift``) reports where the YAML and the code disagree."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from plugdock.errors import PlugdockError
+from plugdock.schema.plugin import LoadedPlugin
+from plugdock.schema.problems import Problem
+from plugdock.schema.yaml_source import load_yaml
+
+TYPED_MARKER = "plugdock.sdk.typed"
+
+
+def _typed_tools_of(root: Path, source: str) -> list[Any]:
+    from plugdock.runtime.registry import import_source
+    from plugdock.sdk.typed import typed_tools
+
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return typed_tools(import_source(root, source))
+
+
+def typed_drift(root: Path, plugin: LoadedPlugin) -> list[Problem]:
+    """Errors for tool YAML that no longer matches its ``@tool`` function (this imports the plugin's code)."""
+    from plugdock.runtime.registry import RegistryError
+    from plugdock.sdk.typed import drift
+
+    problems: list[Problem] = []
+    for key, rel in plugin.files.items():
+        if not key.startswith("tool:"):
+            continue
+        doc = load_yaml((root / rel).read_bytes(), rel)
+        data = doc.data if isinstance(doc.data, dict) else {}
+        source = ((data.get("extra") or {}).get("python") or {}).get("source")
+        if not source or not (root / source).is_file() or TYPED_MARKER not in (root / source).read_text():
+            continue
+        try:
+            typed = _typed_tools_of(root, source)
+        except RegistryError as exc:
+            problems.append(Problem(source, 1, 1, "", str(exc)))
+            continue
+        name = (data.get("identity") or {}).get("name")
+        match = [t for t in typed if t.name == name] or (typed if len(typed) == 1 else [])
+        for message in drift(match[0], data) if match else []:
+            problems.append(doc.problem(("parameters",), f"out of date with {source} ({message}); "
+                                                         f"run `plugdock generate {root}`"))
+    return problems
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any tool YAML is out of date.")
+def generate(directory: Path, check: bool) -> None:
+    """Write tools/<name>.yaml for every @tool function in tools/*.py (typed tools)."""
+    root = directory.resolve()
+    manifest = load_yaml((root / "manifest.yaml").read_bytes() if (root / "manifest.yaml").exists() else b"",
+                         "manifest.yaml").data or {}
+    author = str(manifest.get("author", "")) if isinstance(manifest, dict) else ""
+    stale = 0
+    found = 0
+    for path in sorted((root / "tools").glob("*.py")):
+        if TYPED_MARKER not in path.read_text():
+            continue
+        source = path.relative_to(root).as_posix()
+        for typed in _typed_tools_of(root, source):
+            found += 1
+            typed.author = typed.author or author
+            target = root / "tools" / f"{typed.name}.yaml"
+            text = yaml.safe_dump(typed.declaration(source), sort_keys=False, allow_unicode=True)
+            current = target.read_text() if target.exists() else None
+            if current == text:
+                continue
+            stale += 1
+            if check:
+                click.echo(f"{target.relative_to(root)} is out of date with {source}")
+            else:
+                target.write_text(text)
+                click.echo(f"wrote {target.relative_to(root)}")
+    if not found:
+        raise PlugdockError(f"no @tool functions found in {root / 'tools'}/*.py")
+    if check and stale:
+        raise SystemExit(1)
+    click.echo(f"{found} typed tool(s), {stale} {'out of date' if check else 'written'}")
+
+
+COMMANDS = [generate]
+
+
+@click.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--to", "target", type=click.Choice(["plugdock", "dify"]), default="plugdock", show_default=True,
+              help="Which SDK the imports should name afterwards.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+def port(directory: Path, target: str, dry_run: bool) -> None:
+    """Rewrite a plugin's imports between the official dify_plugin SDK and plugdock (same names, same API)."""
+    from plugdock.sdk.compat import port_source
+
+    changed = 0
+    for path in sorted(directory.rglob("*.py")):
+        if any(part in (".venv", "__pycache__") for part in path.parts):
+            continue
+        text = path.read_text(encoding="utf-8")
+        try:
+            new, notes = port_source(text, to=target)
+        except SyntaxError as exc:
+            raise PlugdockError(f"{path}:{exc.lineno}: cannot parse: {exc.msg}") from exc
+        for note in notes:
+            click.secho(f"{path}: {note}", fg="yellow", err=True)
+        if new != text:
+            changed += 1
+            click.echo(f"{'would rewrite' if dry_run else 'rewrote'} {path.relative_to(directory)}")
+            if not dry_run:
+                path.write_text(new, encoding="utf-8")
+    requirements = directory / "requirements.txt"
+    if target == "plugdock" and requirements.exists() and not dry_run:
+        lines = requirements.read_text().splitlines()
+        ported = ["plugdock>=0.1" if line.strip().lower().startswith("dify_plugin") or
+                  line.strip().lower().startswith("dify-plugin") else line for line in lines]
+        if ported != lines:
+            requirements.write_text("\n".join(ported) + "\n")
+            click.echo("rewrote requirements.txt (dify-plugin -> plugdock)")
+    click.echo(f"{changed} file(s) {'to change' if dry_run else 'changed'}")
+
+
+COMMANDS.append(port)
