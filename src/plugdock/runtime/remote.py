@@ -118,6 +118,7 @@ async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, line
     server = PluginServer(Executor(PluginRegistry.load(root)), config, output)
     server.loop = loop
     heartbeat = asyncio.ensure_future(server.heartbeat())
+    watchdog = asyncio.ensure_future(server.watchdog())
     first = True
     registered_at = loop.time()
     try:
@@ -134,6 +135,7 @@ async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, line
             raise
     finally:
         heartbeat.cancel()
+        watchdog.cancel()
         writer.close()
     if first and loop.time() - registered_at < REJECT_WINDOW:
         # The daemon answers a bad key with one line and closes; if the close raced ahead of that line,

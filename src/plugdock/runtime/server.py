@@ -13,10 +13,10 @@ import logging
 import os
 import queue
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,7 @@ from plugdock.protocol.messages import (
 from plugdock.runtime.executor import Executor
 from plugdock.runtime.iteration import sync_iter
 from plugdock.runtime.output import Output
+from plugdock.runtime.pool import ElasticPool
 from plugdock.sdk.config import DifyPluginEnv
 from plugdock.sdk.errors import InvokeError
 from plugdock.sdk.session import BackwardsInvocationError, Session
@@ -51,8 +52,9 @@ class MessageTooLargeError(Exception):
 class _SessionState:
     session_id: str
     output: Output
+    deadline: float
     closed: bool = False
-
+    on_done: Any = None
 
 class PluginServer:
     def __init__(self, executor: Executor, config: DifyPluginEnv, output: Output) -> None:
@@ -61,17 +63,23 @@ class PluginServer:
         self.output = output
         self.max_line = int(config.PLUGIN_RUNTIME_MAX_BUFFER_SIZE)
         self.debug = bool(config.PLUGDOCK_DEBUG)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, int(config.MAX_WORKER)), thread_name_prefix="plugdock")
+        self.pool = ElasticPool(core=max(4, os.cpu_count() or 1), maximum=int(config.MAX_WORKER))
         self.sessions: dict[str, _SessionState] = {}
         self.pending: dict[tuple[str, str], queue.Queue[dict[str, Any]]] = {}
         self._pending_lock = threading.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- lines in -------------------------------------------------------------------------------
     async def serve(self, lines: AsyncIterator[bytes | LineTooLong]) -> None:
         """Serve until ``lines`` ends (the daemon closed our input)."""
         self.loop = asyncio.get_running_loop()
+        watchdog = asyncio.ensure_future(self.watchdog())
+        try:
+            await self._read(lines)
+        finally:
+            watchdog.cancel()
+
+    async def _read(self, lines: AsyncIterator[bytes | LineTooLong]) -> None:
         async for line in lines:
             if isinstance(line, LineTooLong):
                 self.output.write(event_line(Event.ERROR, None, {"error": str(line), "error_type": "LineTooLong"}))
@@ -104,9 +112,7 @@ class PluginServer:
         if session_id in self.sessions:
             self.output.write(event_line(Event.ERROR, session_id, {"error": "a session with this id is in flight"}))
             return
-        task = asyncio.ensure_future(self._run(session_id, envelope, data))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.start(session_id, envelope, data)
 
     def _route_backwards(self, session_id: str, data: Any) -> None:
         request_id = data.get("backwards_request_id") if isinstance(data, dict) else None
@@ -119,31 +125,55 @@ class PluginServer:
         waiting.put(data)
 
     # -- one session ------------------------------------------------------------------------------
-    async def _run(self, session_id: str, envelope: dict[str, Any], data: dict[str, Any],
-                   output: Output | None = None, channel: Any = None) -> None:
-        """Serve one request; ``output``/``channel`` default to the server's own (serverless passes its own)."""
-        state = _SessionState(session_id, output or self.output)
+    def start(self, session_id: str, envelope: dict[str, Any], data: dict[str, Any], output: Output | None = None,
+              channel: Any = None, on_done: Any = None) -> None:
+        """Run one request in a worker thread; the watchdog ends it if it outlives MAX_REQUEST_TIMEOUT.
+
+        No asyncio task per request: the loop only reads lines and runs one periodic watchdog.
+        """
+        state = _SessionState(session_id, output or self.output,
+                              time.monotonic() + float(self.config.MAX_REQUEST_TIMEOUT), on_done=on_done)
         self.sessions[session_id] = state
+        session = Session(session_id, channel or self, user_id=data.get("user_id"),
+                          conversation_id=envelope.get("conversation_id"), message_id=envelope.get("message_id"),
+                          app_id=envelope.get("app_id"), endpoint_id=envelope.get("endpoint_id"),
+                          context=envelope.get("context"),
+                          max_invocation_timeout=int(self.config.MAX_INVOCATION_TIMEOUT))
+        self.pool.submit(self._session_thread, state, session, data)
+
+    def _session_thread(self, state: _SessionState, session: Session, data: dict[str, Any]) -> None:
         try:
-            session = Session(session_id, channel or self, user_id=data.get("user_id"),
-                              conversation_id=envelope.get("conversation_id"), message_id=envelope.get("message_id"),
-                              app_id=envelope.get("app_id"), endpoint_id=envelope.get("endpoint_id"),
-                              context=envelope.get("context"),
-                              max_invocation_timeout=int(self.config.MAX_INVOCATION_TIMEOUT))
-            assert self.loop is not None
-            future = self.loop.run_in_executor(self.pool, self._drive, state, session, data)
-            try:
-                await asyncio.wait_for(asyncio.shield(future), timeout=float(self.config.MAX_REQUEST_TIMEOUT))
-            except TimeoutError:
-                raise RequestTimeoutError(
-                    f"the handler did not finish within MAX_REQUEST_TIMEOUT={self.config.MAX_REQUEST_TIMEOUT} s"
-                ) from None
+            self._drive(state, session, data)
         except Exception as exc:
-            self._write_error(state, exc)
-        finally:
+            self._finish(state, exc)
+        else:
+            self._finish(state, None)
+
+    def _finish(self, state: _SessionState, exc: BaseException | None) -> None:
+        """Close a session exactly once: its error (if any), then ``end``."""
+        with self._pending_lock:
+            if state.closed:
+                return
             state.closed = True
-            state.output.write(session_line(session_id, SessionMessageType.END, {}))
-            self.sessions.pop(session_id, None)
+            self.sessions.pop(state.session_id, None)
+        if exc is not None:
+            self._write_error(state, exc)
+        state.output.write(session_line(state.session_id, SessionMessageType.END, {}))
+        if state.on_done is not None:
+            state.on_done()
+
+    async def watchdog(self, period: float = 0.02) -> None:
+        """Grow the pool when workers are blocked, and end sessions that outlived MAX_REQUEST_TIMEOUT
+        (their threads are abandoned, their output dropped)."""
+        while True:
+            await asyncio.sleep(period if self.sessions else 0.5)  # idle plugins stay idle
+            self.pool.check()
+            now = time.monotonic()
+            if not self.sessions:
+                continue
+            for state in [s for s in list(self.sessions.values()) if s.deadline <= now]:
+                self._finish(state, RequestTimeoutError(
+                    f"the handler did not finish within MAX_REQUEST_TIMEOUT={self.config.MAX_REQUEST_TIMEOUT} s"))
 
     def _drive(self, state: _SessionState, session: Session, data: dict[str, Any]) -> None:
         """Runs in a worker thread: call the handler and write its chunks until done or closed."""

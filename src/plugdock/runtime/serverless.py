@@ -99,14 +99,21 @@ async def _serve(config: DifyPluginEnv, root: Path) -> int:
             def chunk(data: bytes) -> None:
                 loop.call_soon_threadsafe(writer.write, b"%x\r\n%s\r\n" % (len(data), data))
 
-            await server._run(str(session_id), envelope, dict(data), output=Output(chunk), channel=channel)
+            done = asyncio.Event()
+            server.start(str(session_id), envelope, dict(data), output=Output(chunk), channel=channel,
+                         on_done=lambda: loop.call_soon_threadsafe(done.set))
+            await done.wait()
             writer.write(b"0\r\n\r\n")
         finally:
             await writer.drain()
             writer.close()
 
+    watchdog = asyncio.ensure_future(server.watchdog())
     listener = await asyncio.start_server(handle, config.SERVERLESS_HOST, int(config.SERVERLESS_PORT))
     sys.stderr.write(f"plugdock: serving on http://{config.SERVERLESS_HOST}:{config.SERVERLESS_PORT}\n")
     async with listener:
-        await listener.serve_forever()
+        try:
+            await listener.serve_forever()
+        finally:
+            watchdog.cancel()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import IO, Any, Protocol
 
 from plugdock.protocol.messages import InvokeType
@@ -78,13 +79,35 @@ class Session:
         self.endpoint_id = endpoint_id
         self.context = context if isinstance(context, SessionContext) else SessionContext.from_wire(context)
         self.max_invocation_timeout = max_invocation_timeout
-        self.model = ModelInvocations(self)
-        self.tool = ToolInvocation(self)
-        self.app = AppInvocations(self)
-        self.workflow_node = WorkflowNodeInvocations(self)
-        self.storage = StorageInvocation(self)
-        self.file = FileInvocation(self)
-        self.system = SystemInvocations(self)
+
+    # The clients are made on first use: most requests never call back into the host.
+    @cached_property
+    def model(self) -> ModelInvocations:
+        return ModelInvocations(self)
+
+    @cached_property
+    def tool(self) -> ToolInvocation:
+        return ToolInvocation(self)
+
+    @cached_property
+    def app(self) -> AppInvocations:
+        return AppInvocations(self)
+
+    @cached_property
+    def workflow_node(self) -> WorkflowNodeInvocations:
+        return WorkflowNodeInvocations(self)
+
+    @cached_property
+    def storage(self) -> StorageInvocation:
+        return StorageInvocation(self)
+
+    @cached_property
+    def file(self) -> FileInvocation:
+        return FileInvocation(self)
+
+    @cached_property
+    def system(self) -> SystemInvocations:
+        return SystemInvocations(self)
 
     @classmethod
     def empty_session(cls) -> Session:
