@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from bench.environments import EnvironmentError_
+from bench.environments import official_python as _official_python
 
 from plugdock.cli.templates import PluginAnswers, render_plugin
 
@@ -31,8 +33,6 @@ def tool_plugin(tmp_path: Path) -> Path:
 
 
 # -- the official SDK as a conformance peer -------------------------------------------------------------
-from bench.environments import EnvironmentError_  # noqa: E402
-from bench.environments import official_python as _official_python
 
 
 @pytest.fixture(scope="session")
