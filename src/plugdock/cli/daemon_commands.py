@@ -1,0 +1,123 @@
+"""Daemon commands: ``serve`` (run the daemon), ``install`` (upload + install through its API), ``logs``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from plugdock.errors import PlugdockError
+
+
+def _require_daemon_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise PlugdockError(f"the daemon needs extra packages ({exc.name} is missing): "
+                            "pip install 'plugdock[daemon]'") from exc
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (SERVER_HOST).")
+@click.option("--port", type=int, help="Port (SERVER_PORT, default 5002).")
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), help="Data directory (PLUGDOCK_HOME).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML or JSON settings file.")
+@click.option("--db", "db_url", help="Database URL (DB_URL); SQLite under the home by default.")
+@click.option("--print-config", is_flag=True, help="Show every setting, its value and where it came from; exit.")
+def serve(host: str | None, port: int | None, home: Path | None, config_file: Path | None, db_url: str | None,
+          print_config: bool) -> None:
+    """Run the plugin daemon (the official daemon's HTTP API)."""
+    from plugdock.daemon.settings import load_settings
+
+    settings = load_settings(config_file, {"host": host, "port": port, "home": home, "db_url": db_url})
+    if print_config:
+        width = max(len(name) for name, _, _ in settings.describe())
+        for name, value, source in settings.describe():
+            click.echo(f"{name:<{width}}  {value}  ({source})")
+        return
+    _require_daemon_extra()
+    import uvicorn
+
+    from plugdock.daemon.app import create_app
+
+    click.echo(f"plugdock daemon on http://{settings.host}:{settings.port}  (home {settings.home})", err=True)
+    click.echo(f"API key: {settings.server_key}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+def _client(daemon: str, key: str) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=daemon.rstrip("/"), headers={"X-Api-Key": key}, timeout=600)
+
+
+def _data(response: Any) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        raise PlugdockError(f"daemon answered HTTP {response.status_code}: {response.text[:300]}") from None
+    if body.get("code") != 0:
+        message = body.get("message", "")
+        try:
+            import json
+
+            message = json.loads(message).get("message", message)
+        except (ValueError, AttributeError):
+            pass
+        raise PlugdockError(f"daemon refused: {message}")
+    return body.get("data")
+
+
+@click.command()
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--daemon", "daemon_url", default="http://127.0.0.1:5002", show_default=True)
+@click.option("--key", envvar="PLUGDOCK_SERVER_KEY", required=True, help="The daemon's server key.")
+@click.option("--tenant", default="default", show_default=True)
+def install(package: Path, daemon_url: str, key: str, tenant: str) -> None:
+    """Upload PACKAGE to a daemon and install it, showing the install task's progress."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with _client(daemon_url, key) as client:
+        uploaded = _data(client.post(f"/plugin/{tenant}/management/install/upload/package",
+                                     files={"dify_pkg": (package.name, package.read_bytes())}))
+        identifier = uploaded["unique_identifier"]
+        started = _data(client.post(f"/plugin/{tenant}/management/install/identifiers",
+                                    json={"plugin_unique_identifiers": [identifier], "source": "package",
+                                          "metas": [{}]}))
+        if started["all_installed"]:
+            click.echo(f"{identifier} is already installed")
+            return
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+            bar = progress.add_task(f"installing {identifier}")
+            while True:
+                task = _data(client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}"))
+                progress.update(bar, description=f"{identifier}: {task['plugins'][0]['message'] or task['status']}")
+                if task["status"] in ("success", "failed"):
+                    break
+                time.sleep(0.3)
+    if task["status"] == "failed":
+        raise PlugdockError(f"install failed: {task['plugins'][0]['message']}")
+    click.echo(f"installed {identifier}")
+
+
+@click.command()
+@click.argument("plugin_id")
+@click.option("--daemon", "daemon_url", default="http://127.0.0.1:5002", show_default=True)
+@click.option("--key", envvar="PLUGDOCK_SERVER_KEY", required=True)
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--lines", "-n", default=200, show_default=True)
+def logs(plugin_id: str, daemon_url: str, key: str, tenant: str, lines: int) -> None:
+    """Print the last log lines the daemon kept for PLUGIN_ID (author/name)."""
+    with _client(daemon_url, key) as client:
+        data = _data(client.get(f"/plugin/{tenant}/management/logs", params={"plugin_id": plugin_id, "lines": lines}))
+    click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
+    for line in data["lines"]:
+        click.echo(line)
+
+
+COMMANDS = [serve, install, logs]

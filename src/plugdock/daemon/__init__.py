@@ -1,0 +1,1 @@
+"""``plugdock serve``: installs, isolates, supervises and dispatches plugins behind the official daemon's HTTP API."""

@@ -1,0 +1,463 @@
+"""The daemon's HTTP API: the official plugin daemon's routes, envelopes and streaming, on FastAPI.
+
+Management routes answer ``{"code": 0, "message": "success", "data": ...}``; dispatch routes stream
+Server-Sent Events, one envelope per ``data:`` line; every error is an envelope whose ``message`` is
+the JSON ``{"message", "error_type", "args"}`` the Dify host expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from plugdock import __version__
+from plugdock.daemon import envelope
+from plugdock.daemon.db import Database
+from plugdock.daemon.dispatch import DISPATCH_ROUTES
+from plugdock.daemon.environments import EnvironmentManager
+from plugdock.daemon.installer import Installer, NotFound
+from plugdock.daemon.kvstore import KVStore, StorageError
+from plugdock.daemon.models import Installation, InstallTask, PluginRecord
+from plugdock.daemon.settings import Settings
+from plugdock.daemon.supervisor import PluginInstance, PluginUnavailable, Supervisor
+from plugdock.errors import PackageError, PlugdockError, SignatureError
+from plugdock.packaging.identifier import InvalidIdentifier, PluginIdentifier
+from plugdock.protocol.messages import BackwardsEvent, InStreamEvent, backwards_response, request_line
+
+PERMISSIONS = {"storage": "storage"}
+
+
+class Daemon:
+    """Everything the daemon owns, created at start-up and closed at shutdown."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.database_url)
+        self.kv = KVStore(self.db)
+        self.envs = EnvironmentManager(settings.home, self.db, settings.uv_index_url)
+        self.supervisor = Supervisor(settings, self.on_backwards)
+        self.installer = Installer(settings, self.db, self.envs, self.supervisor)
+        self.active_requests = 0
+
+    async def start(self) -> None:
+        self.installer.interrupted_tasks()
+        self.installer.restore()
+        self.supervisor.start_watchdog()
+        if self.settings.start_plugins == "boot":
+            for identifier in list(self.supervisor.instances):
+                with contextlib.suppress(PluginUnavailable):  # reported in its logs and on first use
+                    await self.supervisor.ready(identifier)
+
+    async def stop(self) -> None:
+        await self.supervisor.shutdown()
+        self.db.close()
+
+    # -- reverse invocation ------------------------------------------------------------------------------
+    async def on_backwards(self, instance: PluginInstance, session_id: str, invoke: dict[str, Any]) -> None:
+        request_id = str(invoke.get("backwards_request_id", ""))
+        waiting = instance.sessions.get(session_id)
+
+        async def reply(event: BackwardsEvent, message: str = "", data: Any = None) -> None:
+            await instance.send(request_line(session_id, backwards_response(request_id, event, message, data),
+                                             event=InStreamEvent.BACKWARDS_RESPONSE))
+
+        kind, request = invoke.get("type"), invoke.get("request")
+        try:
+            if not isinstance(kind, str) or not request_id or not isinstance(request, dict):
+                raise PlugdockError("malformed reverse invocation: it needs a string type, a backwards_request_id "
+                                    "and an object request")
+            if kind != "storage":
+                raise PlugdockError(f"reverse invocation of type {kind!r} is not available on this daemon yet")
+            permission = (instance.launch.manifest.get("resource") or {}).get("permission") or {}
+            storage = permission.get("storage") or {}
+            if not storage.get("enabled"):
+                raise PlugdockError("permission denied, you need to enable storage access in plugin manifest")
+            tenant = waiting.tenant_id if waiting else ""
+            limit = min(int(storage.get("size") or self.settings.storage_max_size), self.settings.storage_max_size)
+            data = await asyncio.to_thread(self._storage, tenant, instance.launch.plugin_id, request, limit)
+            await reply(BackwardsEvent.RESPONSE, "struct", data)
+        except (PlugdockError, StorageError) as exc:
+            await reply(BackwardsEvent.ERROR, exc.message)
+        except (ValueError, TypeError) as exc:
+            await reply(BackwardsEvent.ERROR, f"malformed storage request: {exc}")
+        await reply(BackwardsEvent.END)
+
+    def _storage(self, tenant: str, plugin: str, request: dict[str, Any], limit: int) -> dict[str, Any]:
+        opt, key = request.get("opt"), str(request.get("key", ""))
+        if opt == "set":
+            self.kv.set(tenant, plugin, key, bytes.fromhex(str(request.get("value", ""))), limit)
+            return {"data": "ok"}
+        if opt == "get":
+            return {"data": self.kv.get(tenant, plugin, key).hex()}
+        if opt == "del":
+            return {"data": "ok", "deleted_num": self.kv.delete(tenant, plugin, key)}
+        if opt == "exist":
+            found = self.kv.exist(tenant, plugin, key)
+            return {"data": found, "exist_num": int(found)}
+        raise PlugdockError(f"unknown storage opt {opt!r}; use set, get, del or exist")
+
+
+class IdentifiersBody(BaseModel):
+    plugin_unique_identifiers: list[str] = Field(max_length=64)
+    source: str = ""
+    metas: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class UpgradeBody(BaseModel):
+    original_plugin_unique_identifier: str
+    new_plugin_unique_identifier: str
+    source: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class UninstallBody(BaseModel):
+    plugin_installation_id: str
+
+
+class PluginIdsBody(BaseModel):
+    plugin_ids: list[str] = Field(default_factory=list, max_length=256)
+
+
+class IdentifierListBody(BaseModel):
+    plugin_unique_identifiers: list[str] = Field(default_factory=list, max_length=256)
+
+
+class DispatchBody(BaseModel):
+    user_id: str = ""
+    conversation_id: str | None = None
+    message_id: str | None = None
+    app_id: str | None = None
+    endpoint_id: str | None = None
+    context: dict[str, Any] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def _parse_identifier(text: str) -> PluginIdentifier:
+    try:
+        return PluginIdentifier.parse(text)
+    except InvalidIdentifier as exc:
+        raise PackageError(exc.message) from exc
+
+
+def create_app(settings: Settings) -> FastAPI:
+    daemon_holder: dict[str, Daemon] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        daemon = Daemon(settings)
+        daemon_holder["d"] = daemon
+        await daemon.start()
+        try:
+            yield
+        finally:
+            await daemon.stop()
+
+    app = FastAPI(title="plugdock daemon", version=__version__, lifespan=lifespan,
+                  description="A drop-in for the Dify plugin daemon's HTTP API.")
+
+    def daemon() -> Daemon:
+        return daemon_holder["d"]
+
+    # -- cross-cutting ---------------------------------------------------------------------------------
+    @app.middleware("http")
+    async def auth_and_limits(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if path.startswith(("/plugin/", "/v2/")):
+            given = request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), settings.server_key.encode()):
+                return envelope.error(401, "unauthorized: the X-Api-Key header does not match the server key",
+                                      "PluginDaemonUnauthorizedError")
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_package_size + 1024 * 1024:
+            return envelope.error(400, f"request body of {length} bytes is over the {settings.max_package_size}-"
+                                       "byte limit (MAX_PLUGIN_PACKAGE_SIZE)", "PluginDaemonBadRequestError")
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    @app.exception_handler(PlugdockError)
+    async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
+        if isinstance(exc, NotFound):
+            return envelope.error(404, exc.message, "PluginDaemonNotFoundError")
+        if isinstance(exc, PackageError | SignatureError):
+            return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
+        return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return envelope.error(400, f"invalid request: {problems}", "PluginDaemonBadRequestError")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
+        return envelope.error(exc.status_code, str(exc.detail), "PluginDaemonBadRequestError")
+
+    # -- health -----------------------------------------------------------------------------------------
+    @app.get("/health/check")
+    async def health() -> dict[str, Any]:
+        d = daemon()
+        running = sum(1 for i in d.supervisor.instances.values() if i.state == "ready")
+        return {"status": "ok", "version": __version__, "platform": "local", "pool_status": {
+            "installed": len(d.supervisor.instances), "running": running},
+            "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
+
+    # -- management: install ------------------------------------------------------------------------------
+    prefix = "/plugin/{tenant_id}/management"
+
+    @app.post(prefix + "/install/upload/package")
+    async def upload_package(tenant_id: str, dify_pkg: UploadFile = File(...),  # noqa: B008
+                             verify_signature: str = Form("false")) -> dict[str, Any]:
+        data = await dify_pkg.read(settings.max_package_size + 1)
+        if len(data) > settings.max_package_size:
+            raise PackageError(f"package is over the {settings.max_package_size}-byte limit (MAX_PLUGIN_PACKAGE_SIZE)")
+        decoded = await asyncio.to_thread(daemon().installer.decode, data, verify_signature.lower() == "true")
+        return envelope.success({"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration,
+                                 "verification": decoded.verification})
+
+    @app.post(prefix + "/install/identifiers")
+    async def install_identifiers(tenant_id: str, body: IdentifiersBody) -> dict[str, Any]:
+        for identifier in body.plugin_unique_identifiers:
+            _parse_identifier(identifier)
+        installed = _installed_identifiers(tenant_id)
+        if all(i in installed for i in body.plugin_unique_identifiers):
+            return envelope.success({"all_installed": True, "task_id": ""})
+        task_id = daemon().installer.create_task(tenant_id, body.plugin_unique_identifiers, body.source, body.metas)
+        return envelope.success({"all_installed": False, "task_id": task_id})
+
+    @app.post(prefix + "/install/upgrade")
+    async def install_upgrade(tenant_id: str, body: UpgradeBody) -> dict[str, Any]:
+        _parse_identifier(body.new_plugin_unique_identifier)
+        task_id = await daemon().installer.upgrade(tenant_id, body.original_plugin_unique_identifier,
+                                                   body.new_plugin_unique_identifier, body.source, body.meta)
+        return envelope.success({"all_installed": False, "task_id": task_id})
+
+    def _task_json(task: InstallTask) -> dict[str, Any]:
+        return {"id": task.id, "created_at": task.created_at.isoformat(), "updated_at": task.updated_at.isoformat(),
+                "status": task.status, "tenant_id": task.tenant_id, "total_plugins": task.total_plugins,
+                "completed_plugins": task.completed_plugins, "plugins": task.plugins}
+
+    @app.get(prefix + "/install/tasks")
+    async def list_tasks(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+        page, page_size = max(page, 1), min(max(page_size, 1), 256)
+        with daemon().db.session() as s:
+            tasks = s.execute(select(InstallTask).where(InstallTask.tenant_id == tenant_id)
+                              .order_by(InstallTask.created_at.desc()).offset((page - 1) * page_size)
+                              .limit(page_size)).scalars().all()
+            return envelope.success([_task_json(t) for t in tasks])
+
+    @app.get(prefix + "/install/tasks/{task_id}")
+    async def get_task(tenant_id: str, task_id: str) -> dict[str, Any]:
+        with daemon().db.session() as s:
+            task = s.get(InstallTask, task_id)
+            if task is None or task.tenant_id != tenant_id:
+                raise NotFound(f"install task {task_id} not found")
+            return envelope.success(_task_json(task))
+
+    @app.post(prefix + "/install/tasks/{task_id}/delete")
+    async def delete_task(tenant_id: str, task_id: str) -> dict[str, Any]:
+        with daemon().db.session() as s:
+            task = s.get(InstallTask, task_id)
+            if task is not None and task.tenant_id == tenant_id:
+                s.delete(task)
+        return envelope.success(True)
+
+    @app.post(prefix + "/install/tasks/delete_all")
+    async def delete_all_tasks(tenant_id: str) -> dict[str, Any]:
+        with daemon().db.session() as s:
+            for task in s.execute(select(InstallTask).where(InstallTask.tenant_id == tenant_id)).scalars():
+                s.delete(task)
+        return envelope.success(True)
+
+    @app.post(prefix + "/uninstall")
+    async def uninstall(tenant_id: str, body: UninstallBody) -> dict[str, Any]:
+        await daemon().installer.uninstall(tenant_id, body.plugin_installation_id)
+        return envelope.success(True)
+
+    # -- management: what is installed -----------------------------------------------------------------
+    def _installed_identifiers(tenant_id: str) -> set[str]:
+        with daemon().db.session() as s:
+            return set(s.execute(select(Installation.unique_identifier)
+                                 .where(Installation.tenant_id == tenant_id)).scalars())
+
+    def _installations(tenant_id: str) -> list[tuple[Installation, PluginRecord]]:
+        with daemon().db.session() as s:
+            rows = s.execute(select(Installation, PluginRecord).join(
+                PluginRecord, PluginRecord.unique_identifier == Installation.unique_identifier)
+                .where(Installation.tenant_id == tenant_id).order_by(Installation.created_at)).all()
+            return [(r[0], r[1]) for r in rows]
+
+    def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, Any]:
+        ident = PluginIdentifier.parse(inst.unique_identifier)
+        return {"id": inst.id, "name": ident.name, "plugin_id": inst.plugin_id, "tenant_id": inst.tenant_id,
+                "plugin_unique_identifier": inst.unique_identifier, "endpoints_active": 0, "endpoints_setups": 0,
+                "installation_id": inst.id, "declaration": record.declaration, "runtime_type": inst.runtime_type,
+                "version": ident.version, "created_at": inst.created_at.isoformat(),
+                "updated_at": inst.updated_at.isoformat(), "source": inst.source, "checksum": ident.checksum,
+                "meta": inst.meta}
+
+    @app.get(prefix + "/list")
+    async def list_plugins(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+        page, page_size = max(page, 1), min(max(page_size, 1), 256)
+        rows = _installations(tenant_id)
+        chunk = rows[(page - 1) * page_size : page * page_size]
+        return envelope.success({"list": [_installation_json(i, r) for i, r in chunk], "total": len(rows),
+                                 "has_more": page * page_size < len(rows)})
+
+    @app.get(prefix + "/installation/ids")
+    async def installation_ids(tenant_id: str) -> dict[str, Any]:
+        return envelope.success({"plugin_ids": sorted({i.plugin_id for i, _ in _installations(tenant_id)})})
+
+    @app.post(prefix + "/installation/fetch/batch")
+    async def fetch_batch(tenant_id: str, body: PluginIdsBody) -> dict[str, Any]:
+        wanted = set(body.plugin_ids)
+        return envelope.success([_installation_json(i, r) for i, r in _installations(tenant_id)
+                                 if i.plugin_id in wanted])
+
+    @app.post(prefix + "/installation/missing")
+    async def missing(tenant_id: str, body: IdentifierListBody) -> dict[str, Any]:
+        installed = {i.plugin_id: i.unique_identifier for i, _ in _installations(tenant_id)}
+        out = []
+        for identifier in body.plugin_unique_identifiers:
+            plugin_id = _parse_identifier(identifier).plugin_id
+            if plugin_id not in installed:
+                out.append({"plugin_unique_identifier": identifier, "current_identifier": None})
+            elif installed[plugin_id] != identifier:
+                out.append({"plugin_unique_identifier": identifier, "current_identifier": installed[plugin_id]})
+        return envelope.success(out)
+
+    def _providers(tenant_id: str, kind: str) -> list[dict[str, Any]]:
+        out = []
+        for inst, record in _installations(tenant_id):
+            declaration = record.declaration.get(kind)
+            if declaration:
+                out.append({"id": inst.id, "tenant_id": tenant_id, "plugin_id": inst.plugin_id,
+                            "plugin_unique_identifier": inst.unique_identifier,
+                            "provider": declaration.get("identity", {}).get("name") or declaration.get("provider"),
+                            "declaration": declaration, "created_at": inst.created_at.isoformat(),
+                            "updated_at": inst.updated_at.isoformat(), "meta": inst.meta})
+        return out
+
+    @app.get(prefix + "/tools")
+    async def tools(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+        return envelope.success(_providers(tenant_id, "tool")[(page - 1) * page_size : page * page_size])
+
+    @app.get(prefix + "/tool")
+    async def tool(tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
+        for item in _providers(tenant_id, "tool"):
+            if item["plugin_id"] == plugin_id and item["provider"] == provider:
+                return envelope.success(item)
+        raise NotFound(f"tool provider {plugin_id}/{provider} not found")
+
+    @app.get(prefix + "/models")
+    async def models(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+        return envelope.success(_providers(tenant_id, "model")[(page - 1) * page_size : page * page_size])
+
+    @app.get(prefix + "/agent_strategies")
+    async def agent_strategies(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+        return envelope.success(_providers(tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
+
+    @app.get(prefix + "/fetch/manifest")
+    async def fetch_manifest(tenant_id: str, plugin_unique_identifier: str) -> dict[str, Any]:
+        return envelope.success(daemon().installer.record(plugin_unique_identifier).declaration)
+
+    @app.get(prefix + "/fetch/identifier")
+    async def fetch_identifier(tenant_id: str, plugin_unique_identifier: str) -> dict[str, Any]:
+        try:
+            daemon().installer.record(plugin_unique_identifier)
+        except NotFound:
+            return envelope.success(False)
+        return envelope.success(True)
+
+    @app.api_route(prefix + "/decode/from_identifier", methods=["GET", "POST"])
+    async def decode_from_identifier(tenant_id: str, request: Request,
+                                     plugin_unique_identifier: str | None = None) -> dict[str, Any]:
+        if plugin_unique_identifier is None:
+            try:
+                plugin_unique_identifier = (json.loads(await request.body() or b"{}")).get("plugin_unique_identifier")
+            except ValueError:
+                plugin_unique_identifier = None
+        if not plugin_unique_identifier:
+            raise PackageError("plugin_unique_identifier is required")
+        record = daemon().installer.record(plugin_unique_identifier)
+        return envelope.success({"unique_identifier": record.unique_identifier, "manifest": record.declaration,
+                                 "verification": record.verification})
+
+    @app.get("/plugin/{tenant_id}/management/logs")
+    async def logs(tenant_id: str, plugin_id: str, lines: int = 200) -> dict[str, Any]:
+        for inst, _record in _installations(tenant_id):
+            if inst.plugin_id == plugin_id:
+                instance = daemon().supervisor.instances.get(inst.unique_identifier)
+                kept = list(instance.logs)[-max(1, min(lines, 1000)):] if instance else []
+                return envelope.success({"plugin_unique_identifier": inst.unique_identifier,
+                                         "state": instance.state if instance else "stopped", "lines": kept})
+        raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
+
+    # -- dispatch ---------------------------------------------------------------------------------------
+    @app.post("/plugin/{tenant_id}/dispatch/{route:path}")
+    async def dispatch(tenant_id: str, route: str, body: DispatchBody, request: Request) -> Response:
+        target = DISPATCH_ROUTES.get(route)
+        if target is None:
+            return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
+        plugin_id = request.headers.get("x-plugin-id")
+        if not plugin_id:
+            return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
+        identifier = next((i.unique_identifier for i, _ in _installations(tenant_id) if i.plugin_id == plugin_id),
+                          None)
+        if identifier is None:
+            return envelope.error(404, "plugin not found", "PluginNotFoundError")
+        access_type, action = target
+        data = {**body.data, "user_id": body.user_id, "type": access_type, "action": action}
+        env = {"conversation_id": body.conversation_id, "message_id": body.message_id, "app_id": body.app_id,
+               "endpoint_id": body.endpoint_id, "context": body.context}
+        return StreamingResponse(_stream(tenant_id, identifier, data, env), media_type="text/event-stream")
+
+    async def _stream(tenant_id: str, identifier: str, data: dict[str, Any],
+                      env: dict[str, Any]) -> AsyncIterator[bytes]:
+        d = daemon()
+        d.active_requests += 1
+        deadline = time.monotonic() + settings.max_execution_timeout
+
+        def line(obj: dict[str, Any]) -> bytes:
+            return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+
+        try:
+            instance = await d.supervisor.ready(identifier)
+            messages = instance.request(tenant_id, data, env).__aiter__()
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    message = await asyncio.wait_for(messages.__anext__(), timeout=max(remaining, 0.001))
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    yield line(envelope.error_body(500, "killed by timeout: the plugin did not finish within "
+                                                        f"PLUGIN_MAX_EXECUTION_TIMEOUT={settings.max_execution_timeout}"
+                                                        " s", "PluginDaemonInternalServerError"))
+                    await messages.aclose()  # type: ignore[attr-defined]
+                    return
+                if message.get("type") == "stream":
+                    yield line(envelope.success(message.get("data")))
+                elif message.get("type") == "error":
+                    yield line(envelope.plugin_error_body(message.get("data") or {}))
+                    await messages.aclose()  # type: ignore[attr-defined]
+                    return
+        except PluginUnavailable as exc:
+            yield line(envelope.error_body(500, exc.message, "PluginDaemonInvokeError"))
+        finally:
+            d.active_requests -= 1
+
+    return app

@@ -1,0 +1,269 @@
+"""Packages in, installations out: upload (decode + verify), asynchronous install tasks, upgrade, uninstall.
+
+Every step that can fail names its stage; an install task that a crash interrupted is marked failed on
+the next start, never left "running".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from plugdock.daemon.db import Database
+from plugdock.daemon.environments import EnvironmentManager
+from plugdock.daemon.models import Installation, InstallTask, PluginRecord
+from plugdock.daemon.settings import Settings
+from plugdock.daemon.supervisor import Launch, Supervisor
+from plugdock.errors import PackageError, PlugdockError, SignatureError
+from plugdock.packaging.archive import ArchiveSource, PackageArchive
+from plugdock.packaging.checksum import package_checksum
+from plugdock.packaging.identifier import PluginIdentifier
+from plugdock.packaging.signature import load_public_key, verify_package
+from plugdock.schema.declaration import plugin_declaration
+from plugdock.schema.plugin import load_plugin
+
+
+class NotFound(PlugdockError):
+    code = "not_found"
+
+
+@dataclass
+class Decoded:
+    identifier: PluginIdentifier
+    declaration: dict[str, Any]
+    verification: dict[str, Any] | None
+
+
+def _safe_name(identifier: str) -> str:
+    return identifier.replace("/", "__").replace(":", "_").replace("@", "_")
+
+
+class Installer:
+    def __init__(self, settings: Settings, db: Database, envs: EnvironmentManager, supervisor: Supervisor) -> None:
+        self.settings = settings
+        self.db = db
+        self.envs = envs
+        self.supervisor = supervisor
+        self.packages = settings.home / "packages"
+        self.plugins = settings.home / "plugins"
+        for folder in (self.packages, self.plugins):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- upload ---------------------------------------------------------------------------------------
+    def decode(self, data: bytes, verify_signature: bool = False) -> Decoded:
+        """Check a package and remember it; raises with the precise reason it is refused."""
+        archive = PackageArchive.open(data, max_size=self.settings.max_package_size)
+        plugin = load_plugin(ArchiveSource(archive))
+        if not plugin.ok or plugin.manifest is None:
+            details = "; ".join(str(p) for p in plugin.errors[:10])
+            raise PackageError(f"the package is not a valid plugin: {details}")
+        if plugin.manifest.author and len(plugin.manifest.author) == 36 and plugin.manifest.author.count("-") == 4:
+            raise PackageError("the package's author looks like a UUID, which marks remote-debugging plugins")
+        verification = self._verify(archive, verify_signature or self.settings.force_verifying_signature)
+        files = archive.read_all()
+        manifest = plugin.manifest
+        identifier = PluginIdentifier(manifest.author, manifest.name, manifest.version, package_checksum(files))
+        declaration = plugin_declaration(plugin)
+        declaration["verified"] = verification is not None
+        target = self.packages / f"{identifier.checksum}.difypkg"
+        if not target.exists():
+            staging = target.with_suffix(".part")
+            staging.write_bytes(data)
+            os.replace(staging, target)
+        with self.db.session() as s:
+            record = s.execute(select(PluginRecord).where(
+                PluginRecord.unique_identifier == str(identifier))).scalar_one_or_none()
+            if record is None:
+                s.add(PluginRecord(unique_identifier=str(identifier), plugin_id=identifier.plugin_id,
+                                   declaration=declaration, verification=verification))
+        return Decoded(identifier, declaration, verification)
+
+    def _verify(self, archive: PackageArchive, required: bool) -> dict[str, Any] | None:
+        if not archive.comment:
+            if required:
+                raise SignatureError(
+                    "the package is not signed, and this daemon requires signatures; sign it (plugdock sign) and "
+                    "add the public key to THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS, or set "
+                    "FORCE_VERIFYING_SIGNATURE=false")
+            return None
+        keys = [load_public_key(path) for path in self.settings.third_party_signature_keys]
+        try:
+            info = verify_package(archive, keys)
+        except SignatureError as exc:
+            if required:
+                trusted = ", ".join(self.settings.third_party_signature_keys) or "none configured"
+                raise SignatureError(f"{exc.message} (trusted keys: {trusted}); add the signer's public key to "
+                                     "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS or set "
+                                     "FORCE_VERIFYING_SIGNATURE=false") from exc
+            return None
+        return {"authorized_category": info.category or "community"}
+
+    def record(self, unique_identifier: str) -> PluginRecord:
+        with self.db.session() as s:
+            record = s.execute(select(PluginRecord).where(
+                PluginRecord.unique_identifier == unique_identifier)).scalar_one_or_none()
+        if record is None:
+            raise NotFound(f"plugin {unique_identifier} is unknown: upload the package first")
+        return record
+
+    # -- install ---------------------------------------------------------------------------------------
+    def create_task(self, tenant_id: str, identifiers: list[str], source: str, metas: list[dict[str, Any]]) -> str:
+        plugins = []
+        for identifier in identifiers:
+            record = self.record(identifier)
+            decl = record.declaration
+            plugins.append({"plugin_unique_identifier": identifier, "plugin_id": record.plugin_id, "status": "pending",
+                            "message": "", "labels": decl.get("label", {}), "icon": decl.get("icon", ""),
+                            "icon_dark": decl.get("icon_dark", "") or "", "source": source})
+        with self.db.session() as s:
+            task = InstallTask(tenant_id=tenant_id, status="pending", total_plugins=len(plugins), plugins=plugins)
+            s.add(task)
+        job = asyncio.ensure_future(self._run_task(task.id, tenant_id, identifiers, source, metas))
+        self._tasks.add(job)
+        job.add_done_callback(self._tasks.discard)
+        return task.id
+
+    async def _run_task(self, task_id: str, tenant_id: str, identifiers: list[str], source: str,
+                        metas: list[dict[str, Any]]) -> None:
+        self._update(task_id, status="running")
+        failed = False
+        for index, identifier in enumerate(identifiers):
+            def progress(message: str, index: int = index) -> None:
+                self._update_plugin(task_id, index, "running", message)
+
+            try:
+                progress("preparing")
+                await self.prepare(identifier, progress)
+                meta = metas[index] if index < len(metas) else {}
+                self._install_for_tenant(tenant_id, identifier, source, meta)
+                self._update_plugin(task_id, index, "success", "installed", completed=True)
+            except PlugdockError as exc:
+                failed = True
+                self._update_plugin(task_id, index, "failed", exc.message, completed=True)
+            except Exception as exc:  # a bug must not leave the task running forever
+                failed = True
+                self._update_plugin(task_id, index, "failed", f"internal error: {type(exc).__name__}: {exc}",
+                                    completed=True)
+        self._update(task_id, status="failed" if failed else "success")
+
+    async def prepare(self, unique_identifier: str, progress: Any = None) -> None:
+        """Extract the package and build (or reuse) its environment; register it with the supervisor."""
+        say = progress or (lambda _m: None)
+        record = self.record(unique_identifier)
+        identifier = PluginIdentifier.parse(unique_identifier)
+        directory = self.plugins / _safe_name(unique_identifier)
+        if not directory.exists():
+            say("extracting the package")
+            archive = PackageArchive.open(self.packages / f"{identifier.checksum}.difypkg",
+                                          max_size=self.settings.max_package_size)
+            staging = directory.with_name(directory.name + ".part")
+            shutil.rmtree(staging, ignore_errors=True)
+            archive.extract_to(staging)
+            os.replace(staging, directory)
+        requirements = (directory / "requirements.txt").read_bytes() if (directory / "requirements.txt").exists() \
+            else b""
+        runner = record.declaration.get("meta", {}).get("runner", {})
+        env = await asyncio.to_thread(self.envs.ensure, requirements, str(runner.get("version", "3.12")), say)
+        with self.db.session() as s:
+            row = s.get(PluginRecord, record.id)
+            assert row is not None
+            row.env_id, row.installed = env.id, 1
+        self.register(unique_identifier, record.plugin_id, directory, env.python, record.declaration)
+
+    def register(self, unique_identifier: str, plugin_id: str, directory: Path, python: Path,
+                 declaration: dict[str, Any]) -> None:
+        entry = str(declaration.get("meta", {}).get("runner", {}).get("entrypoint", "main"))
+        self.supervisor.register(Launch(unique_identifier, plugin_id, directory, python, entry, declaration))
+
+    def _install_for_tenant(self, tenant_id: str, identifier: str, source: str, meta: dict[str, Any]) -> None:
+        plugin_id = PluginIdentifier.parse(identifier).plugin_id
+        with self.db.session() as s:
+            existing = s.execute(select(Installation).where(Installation.tenant_id == tenant_id,
+                                                            Installation.plugin_id == plugin_id)).scalar_one_or_none()
+            if existing is None:
+                s.add(Installation(tenant_id=tenant_id, plugin_id=plugin_id, unique_identifier=identifier,
+                                   source=source, meta=meta))
+            else:
+                existing.unique_identifier, existing.source, existing.meta = identifier, source, meta
+
+    def _update(self, task_id: str, **values: Any) -> None:
+        with self.db.session() as s:
+            task = s.get(InstallTask, task_id)
+            if task is not None:
+                for key, value in values.items():
+                    setattr(task, key, value)
+
+    def _update_plugin(self, task_id: str, index: int, status: str, message: str, completed: bool = False) -> None:
+        with self.db.session() as s:
+            task = s.get(InstallTask, task_id)
+            if task is None:
+                return
+            plugins = [dict(p) for p in task.plugins]
+            plugins[index].update(status=status, message=message)
+            task.plugins = plugins
+            if completed:
+                task.completed_plugins += 1
+
+    async def upgrade(self, tenant_id: str, original: str, new: str, source: str, meta: dict[str, Any]) -> str:
+        """Install the new version, start it and check it answers, then switch the tenant over."""
+        with self.db.session() as s:
+            current = s.execute(select(Installation).where(Installation.tenant_id == tenant_id,
+                                                           Installation.unique_identifier == original)
+                                ).scalar_one_or_none()
+        if current is None:
+            raise NotFound(f"plugin {original} is not installed for this tenant")
+        return self.create_task(tenant_id, [new], source, [meta])
+
+    def interrupted_tasks(self) -> int:
+        """Mark tasks a crash interrupted as failed (called at start-up)."""
+        with self.db.session() as s:
+            tasks = s.execute(select(InstallTask).where(InstallTask.status.in_(("pending", "running")))).scalars()
+            count = 0
+            for task in tasks:
+                task.status = "failed"
+                task.plugins = [{**p, "status": "failed" if p["status"] != "success" else "success",
+                                 "message": p["message"] if p["status"] == "success" else
+                                 "the daemon stopped during the install; install again"} for p in task.plugins]
+                count += 1
+        return count
+
+    # -- uninstall --------------------------------------------------------------------------------------
+    async def uninstall(self, tenant_id: str, installation_id: str) -> None:
+        with self.db.session() as s:
+            installation = s.get(Installation, installation_id)
+            if installation is None or installation.tenant_id != tenant_id:
+                raise NotFound(f"installation {installation_id} not found")
+            identifier = installation.unique_identifier
+            s.delete(installation)
+        await self.release(identifier)
+
+    async def release(self, identifier: str) -> None:
+        """Stop and remove a package's process and files when no tenant uses it any more."""
+        with self.db.session() as s:
+            users = s.execute(select(Installation.id).where(Installation.unique_identifier == identifier)).first()
+        if users is not None:
+            return
+        await self.supervisor.remove(identifier)
+        shutil.rmtree(self.plugins / _safe_name(identifier), ignore_errors=True)
+        with self.db.session() as s:
+            s.execute(delete(PluginRecord).where(PluginRecord.unique_identifier == identifier,
+                                                 PluginRecord.installed == 1))
+            referenced = {row for row in s.execute(select(PluginRecord.env_id)).scalars() if row}
+        await asyncio.to_thread(self.envs.collect_garbage, referenced)
+
+    def restore(self) -> None:
+        """Register every installed package with the supervisor (at start-up)."""
+        with self.db.session() as s:
+            records = list(s.execute(select(PluginRecord).where(PluginRecord.installed == 1)).scalars())
+        for record in records:
+            directory = self.plugins / _safe_name(record.unique_identifier)
+            env_python = self.envs.root / str(record.env_id) / "bin" / "python"
+            if directory.exists() and env_python.exists():
+                self.register(record.unique_identifier, record.plugin_id, directory, env_python, record.declaration)

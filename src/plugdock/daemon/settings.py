@@ -1,0 +1,149 @@
+"""Daemon settings: defaults, then a config file, then environment variables, then command-line flags.
+
+The official daemon's variable names are accepted (``SERVER_PORT``, ``SERVER_KEY``, ``DB_URL``,
+``FORCE_VERIFYING_SIGNATURE``...); ``plugdock serve --print-config`` shows each value and where it came
+from, with secrets masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from plugdock.errors import PlugdockError
+
+SECRET_FIELDS = {"server_key", "inner_api_key", "db_url"}
+
+
+@dataclass
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".plugdock")
+    host: str = "127.0.0.1"
+    port: int = 5002
+    server_key: str = ""
+    db_url: str = ""
+    force_verifying_signature: bool = True
+    third_party_signature_keys: list[str] = field(default_factory=list)
+    max_package_size: int = 52428800
+    max_execution_timeout: int = 600
+    max_stdout_line: int = 5 * 1024 * 1024
+    heartbeat_timeout: int = 120
+    launch_timeout: int = 120
+    start_plugins: str = "lazy"  # "lazy" or "boot"
+    idle_stop_after: int = 0  # seconds; 0 keeps plugins running
+    max_concurrent_launches: int = 4
+    storage_max_size: int = 104857600
+    pass_env: list[str] = field(default_factory=list)
+    inner_api_url: str = ""
+    inner_api_key: str = ""
+    uv_index_url: str = ""
+    log_lines_kept: int = 1000
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'plugdock.db'}"
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, source) for ``--print-config``; secrets are masked."""
+        out = []
+        for f in fields(self):
+            if f.name == "sources":
+                continue
+            value = getattr(self, f.name)
+            shown = "***" if f.name in SECRET_FIELDS and value else str(value)
+            if f.name == "db_url" and not value:
+                shown = f"(sqlite) {self.database_url}"
+            out.append((f.name, shown, self.sources.get(f.name, "default")))
+        return out
+
+
+# Environment variables, official daemon names first, mapped to settings.
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "home": ("PLUGDOCK_HOME",),
+    "host": ("SERVER_HOST", "PLUGDOCK_HOST"),
+    "port": ("SERVER_PORT", "PLUGDOCK_PORT"),
+    "server_key": ("SERVER_KEY", "PLUGDOCK_SERVER_KEY"),
+    "db_url": ("DB_URL", "PLUGDOCK_DB_URL"),
+    "force_verifying_signature": ("FORCE_VERIFYING_SIGNATURE",),
+    "third_party_signature_keys": ("THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS",),
+    "max_package_size": ("MAX_PLUGIN_PACKAGE_SIZE",),
+    "max_execution_timeout": ("PLUGIN_MAX_EXECUTION_TIMEOUT",),
+    "max_stdout_line": ("PLUGIN_RUNTIME_MAX_BUFFER_SIZE",),
+    "storage_max_size": ("PERSISTENCE_STORAGE_MAX_SIZE",),
+    "inner_api_url": ("DIFY_INNER_API_URL",),
+    "inner_api_key": ("DIFY_INNER_API_KEY",),
+    "start_plugins": ("PLUGDOCK_START_PLUGINS",),
+    "idle_stop_after": ("PLUGDOCK_IDLE_STOP_AFTER",),
+    "max_concurrent_launches": ("PLUGDOCK_MAX_CONCURRENT_LAUNCHES",),
+    "pass_env": ("PLUGDOCK_PASS_ENV",),
+    "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "Path":
+            return Path(str(value)).expanduser()
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+        if kind == "int":
+            return int(value)
+        if kind == "list[str]":
+            if isinstance(value, list):
+                return [str(v) for v in value]
+            return [part.strip() for part in str(value).split(",") if part.strip()]
+        return str(value)
+    except (TypeError, ValueError):
+        raise PlugdockError(f"setting {name}: {value!r} is not a valid {kind}") from None
+
+
+def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> Settings:
+    settings = Settings()
+    settings.sources = {}
+    env = os.environ if environ is None else environ
+    config_file = config_file or (Path(env["PLUGDOCK_CONFIG"]) if env.get("PLUGDOCK_CONFIG") else None)
+    if config_file is not None:
+        try:
+            raw = config_file.read_text(encoding="utf-8")
+            data = json.loads(raw) if config_file.suffix == ".json" else tomllib.loads(raw)
+        except (OSError, ValueError) as exc:
+            raise PlugdockError(f"config file {config_file}: {exc}") from exc
+        known = {f.name for f in fields(Settings)} - {"sources"}
+        for key, value in data.items():
+            name = key.lower().replace("-", "_")
+            if name not in known:
+                raise PlugdockError(f"config file {config_file}: unknown setting {key!r}")
+            setattr(settings, name, _coerce(name, value))
+            settings.sources[name] = f"config file {config_file}"
+    for name, env_names in ENV_NAMES.items():
+        for env_name in env_names:
+            if env.get(env_name):
+                setattr(settings, name, _coerce(name, env[env_name]))
+                settings.sources[name] = f"env {env_name}"
+                break
+    for name, value in (flags or {}).items():
+        if value is not None:
+            setattr(settings, name, _coerce(name, value))
+            settings.sources[name] = "flag"
+    if not settings.server_key:
+        key_file = settings.home / "server.key"
+        if key_file.exists():
+            settings.server_key = key_file.read_text().strip()
+            settings.sources["server_key"] = f"generated earlier ({key_file})"
+        else:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            settings.server_key = secrets.token_urlsafe(32)
+            key_file.write_text(settings.server_key)
+            key_file.chmod(0o600)
+            settings.sources["server_key"] = f"generated ({key_file})"
+    if settings.start_plugins not in ("lazy", "boot"):
+        raise PlugdockError(f"start_plugins must be 'lazy' or 'boot', not {settings.start_plugins!r}")
+    return settings

@@ -1,0 +1,333 @@
+"""Plugin processes: launch, watch, route, restart, stop — and never leave one behind.
+
+Each installed package runs as ``<env python> -m <entrypoint>`` in its own folder, as the official
+daemon runs it, but with an allow-listed environment (no daemon secrets), its own process group,
+and a parent-death signal so it dies with the daemon even when the daemon is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plugdock.daemon.settings import Settings
+from plugdock.errors import PlugdockError
+from plugdock.protocol.messages import request_line
+
+BackwardsHandler = Callable[["PluginInstance", str, dict[str, Any]], Awaitable[None]]
+SAFE_ENV = ("LANG", "LC_ALL", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+            "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class PluginUnavailable(PlugdockError):
+    """The plugin could not be started or stopped answering; the message says why, with its last output."""
+
+    code = "PluginDaemonInvokeError"
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when the daemon dies; own process group for clean stops."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - non-Linux
+        pass
+
+
+@dataclass
+class Launch:
+    unique_identifier: str
+    plugin_id: str
+    directory: Path
+    python: Path
+    entrypoint: str
+    manifest: dict[str, Any]
+
+
+@dataclass
+class _Waiting:
+    queue: asyncio.Queue[dict[str, Any] | None]
+    tenant_id: str
+    action_type: str
+
+
+@dataclass
+class PluginInstance:
+    launch: Launch
+    settings: Settings
+    on_backwards: BackwardsHandler
+    state: str = "stopped"
+    error: str = ""
+    proc: asyncio.subprocess.Process | None = None
+    sessions: dict[str, _Waiting] = field(default_factory=dict)
+    logs: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
+    last_output: float = 0.0
+    last_used: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    _ready: asyncio.Event | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _backwards: set[asyncio.Task[None]] = field(default_factory=set)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def environment(self) -> dict[str, str]:
+        env_bin = str(self.launch.python.parent)
+        private = self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
+        (private / "tmp").mkdir(parents=True, exist_ok=True)
+        env = {"PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin", "INSTALL_METHOD": "local",
+               "HOME": str(private), "TMPDIR": str(private / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
+               "PLUGIN_RUNTIME_MAX_BUFFER_SIZE": str(self.settings.max_stdout_line)}
+        for name in (*SAFE_ENV, *self.settings.pass_env):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    async def start(self) -> None:
+        self.state, self.error = "starting", ""
+        self._ready = asyncio.Event()
+        self.logs.append(f"[plugdock] starting {self.launch.unique_identifier}")
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                str(self.launch.python), "-m", self.launch.entrypoint, cwd=self.launch.directory,
+                env=self.environment(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
+                limit=self.settings.max_stdout_line + 1,
+            )
+        except OSError as exc:
+            self._fail(f"could not launch {self.launch.python}: {exc}")
+            raise PluginUnavailable(self.error) from exc
+        self.last_output = time.monotonic()
+        self._tasks = [asyncio.ensure_future(self._read_stdout()), asyncio.ensure_future(self._read_stderr()),
+                       asyncio.ensure_future(self._watch_exit())]
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout=self.settings.launch_timeout)
+        except TimeoutError:
+            self._fail(f"no heartbeat within {self.settings.launch_timeout} s of launch")
+            await self.stop()
+            raise PluginUnavailable(self._describe()) from None
+        if self.state != "ready":
+            raise PluginUnavailable(self._describe())
+
+    def _describe(self) -> str:
+        tail = " | ".join(list(self.logs)[-5:])
+        return f"plugin {self.launch.unique_identifier} is unavailable: {self.error}" + (
+            f"; last output: {tail}" if tail else "")
+
+    def _fail(self, reason: str) -> None:
+        self.state, self.error = "failed", reason
+        self.logs.append(f"[plugdock] {reason}")
+        for sid, waiting in list(self.sessions.items()):
+            waiting.queue.put_nowait({"type": "error", "data": {
+                "error_type": "PluginUnavailableError", "message": self._describe(), "args": {}}})
+            waiting.queue.put_nowait(None)
+            self.sessions.pop(sid, None)
+        if self._ready is not None:
+            self._ready.set()
+
+    async def stop(self, grace: float = 2.0) -> None:
+        proc = self.proc
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if proc is not None:  # leftover children of the plugin (its process group) go too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.proc = None
+        if self.state != "failed":
+            self.state = "stopped"
+        self._fail_sessions("the plugin was stopped")
+
+    def _fail_sessions(self, reason: str) -> None:
+        for sid, waiting in list(self.sessions.items()):
+            waiting.queue.put_nowait({"type": "error", "data": {
+                "error_type": "PluginUnavailableError", "message": reason, "args": {}}})
+            waiting.queue.put_nowait(None)
+            self.sessions.pop(sid, None)
+
+    # -- output -------------------------------------------------------------------------------------
+    async def _read_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        stdout = self.proc.stdout
+        while True:
+            try:
+                raw = await stdout.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return
+            except asyncio.LimitOverrunError:
+                self._fail(f"the plugin wrote a line over the {self.settings.max_stdout_line}-byte limit "
+                           "(PLUGIN_RUNTIME_MAX_BUFFER_SIZE); it was stopped")
+                await self.stop(grace=0.5)
+                return
+            self.last_output = time.monotonic()
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                self.logs.append(f"[stdout] {line[:500].decode('utf-8', 'replace')}")
+                continue
+            if not isinstance(message, dict):
+                continue
+            event = message.get("event")
+            if event == "heartbeat":
+                if self.state == "starting":
+                    self.state = "ready"
+                    self.logs.append("[plugdock] ready")
+                    assert self._ready is not None
+                    self._ready.set()
+            elif event == "log":
+                data = message.get("data") or {}
+                self.logs.append(f"[{data.get('level', 'INFO')}] {data.get('message', '')}")
+            elif event == "error":
+                self.logs.append(f"[error] {json.dumps(message.get('data'))[:500]}")
+            elif event == "session":
+                await self._route(message)
+
+    async def _route(self, message: dict[str, Any]) -> None:
+        session_id = str(message.get("session_id"))
+        data = message.get("data") or {}
+        waiting = self.sessions.get(session_id)
+        if waiting is None:
+            return
+        if data.get("type") == "invoke":
+            task = asyncio.ensure_future(self.on_backwards(self, session_id, data.get("data") or {}))
+            self._backwards.add(task)
+            task.add_done_callback(self._backwards.discard)
+            return
+        waiting.queue.put_nowait(data)
+        if data.get("type") == "end":
+            self.sessions.pop(session_id, None)
+
+    async def _read_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.last_output = time.monotonic()
+            text = raw.decode("utf-8", "replace").rstrip()
+            if text:
+                self.logs.append(f"[stderr] {text[:1000]}")
+
+    async def _watch_exit(self) -> None:
+        assert self.proc is not None
+        code = await self.proc.wait()
+        if self.state in ("starting", "ready"):
+            self._fail(f"the plugin process exited with code {code}")
+
+    # -- requests ------------------------------------------------------------------------------------
+    async def send(self, line: bytes) -> None:
+        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
+            raise PluginUnavailable(self._describe())
+        self.proc.stdin.write(line)
+        await self.proc.stdin.drain()
+
+    async def request(self, tenant_id: str, data: dict[str, Any], envelope: dict[str, Any],
+                      ) -> AsyncIterator[dict[str, Any]]:
+        """Send one request; yield its session messages (``stream``/``error``), ending at ``end``."""
+        session_id = str(uuid.uuid4())
+        waiting = _Waiting(asyncio.Queue(), tenant_id, str(data.get("type")))
+        self.sessions[session_id] = waiting
+        self.last_used = time.monotonic()
+        try:
+            await self.send(request_line(session_id, data, **envelope))
+            while True:
+                message = await waiting.queue.get()
+                if message is None or message.get("type") == "end":
+                    return
+                yield message
+        finally:
+            self.sessions.pop(session_id, None)
+            self.last_used = time.monotonic()
+
+
+class Supervisor:
+    """Owns every plugin process of the daemon."""
+
+    def __init__(self, settings: Settings, on_backwards: BackwardsHandler) -> None:
+        self.settings = settings
+        self.on_backwards = on_backwards
+        self.instances: dict[str, PluginInstance] = {}
+        self._launches = asyncio.Semaphore(settings.max_concurrent_launches)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._watch: asyncio.Task[None] | None = None
+
+    def register(self, launch: Launch) -> PluginInstance:
+        instance = self.instances.get(launch.unique_identifier)
+        if instance is None:
+            instance = PluginInstance(launch, self.settings, self.on_backwards)
+            self.instances[launch.unique_identifier] = instance
+        return instance
+
+    async def ready(self, unique_identifier: str) -> PluginInstance:
+        """The running instance, started (or restarted after a crash) if needed."""
+        instance = self.instances.get(unique_identifier)
+        if instance is None:
+            raise PluginUnavailable(f"plugin {unique_identifier} is not installed on this daemon")
+        if instance.state == "ready" and instance.proc is not None and instance.proc.returncode is None:
+            return instance
+        lock = self._locks.setdefault(unique_identifier, asyncio.Lock())
+        async with lock:
+            if instance.state == "ready" and instance.proc is not None and instance.proc.returncode is None:
+                return instance
+            if instance.restarts and instance.state == "failed":
+                delay = min(60.0, 0.5 * 2 ** min(instance.restarts, 7))
+                if time.monotonic() - instance.last_used < delay:
+                    raise PluginUnavailable(f"{instance._describe()} (restart backoff: retrying in {delay:.0f} s)")
+            await instance.stop(grace=0.5)
+            async with self._launches:
+                try:
+                    await instance.start()
+                    instance.restarts = 0
+                except PluginUnavailable:
+                    instance.restarts += 1
+                    instance.last_used = time.monotonic()
+                    raise
+        return instance
+
+    async def remove(self, unique_identifier: str) -> None:
+        instance = self.instances.pop(unique_identifier, None)
+        if instance is not None:
+            await instance.stop()
+
+    def start_watchdog(self) -> None:
+        self._watch = asyncio.ensure_future(self._watchdog())
+
+    async def _watchdog(self) -> None:
+        """Kill plugins that went silent (no output, heartbeats included) and stop idle ones."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for instance in list(self.instances.values()):
+                if instance.state != "ready":
+                    continue
+                if now - instance.last_output > self.settings.heartbeat_timeout:
+                    instance._fail(f"no output or heartbeat for {self.settings.heartbeat_timeout} s; the plugin "
+                                   "was killed")
+                    await instance.stop(grace=0.5)
+                elif (self.settings.idle_stop_after and not instance.sessions
+                      and now - instance.last_used > self.settings.idle_stop_after):
+                    instance.logs.append(f"[plugdock] idle for {self.settings.idle_stop_after} s; stopping")
+                    await instance.stop()
+
+    async def shutdown(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await asyncio.gather(*(i.stop() for i in self.instances.values()), return_exceptions=True)
