@@ -1,0 +1,98 @@
+"""A real ``plugdock serve`` on a free loopback port with its own home, and helpers to drive its API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from plugdock.packaging.build import build_package
+
+KEY = "test-server-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DaemonProcess:
+    def __init__(self, home: Path, **env: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PLUGDOCK_HOME": str(home), "SERVER_KEY": KEY, "SERVER_PORT": str(self.port),
+                    "FORCE_VERIFYING_SIGNATURE": "false", **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=300)
+
+    def start(self) -> DaemonProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "serve"], env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health/check", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""  # type: ignore[union-attr]
+                raise RuntimeError(f"daemon did not start: {err[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    # -- API helpers --------------------------------------------------------------------------------------
+    def data(self, response: httpx.Response) -> Any:
+        body = response.json()
+        assert body["code"] == 0, body
+        return body["data"]
+
+    def upload(self, package: bytes, tenant: str = "t1") -> str:
+        response = self.client.post(f"/plugin/{tenant}/management/install/upload/package",
+                                    files={"dify_pkg": ("p.difypkg", package)})
+        return str(self.data(response)["unique_identifier"])
+
+    def install(self, plugin_dir: Path, tenant: str = "t1", timeout: float = 300) -> str:
+        identifier = self.upload(build_package(plugin_dir).data, tenant)
+        started = self.data(self.client.post(f"/plugin/{tenant}/management/install/identifiers", json={
+            "plugin_unique_identifiers": [identifier], "source": "package", "metas": [{}]}))
+        if started["all_installed"]:
+            return identifier
+        deadline = time.monotonic() + timeout
+        while True:
+            task = self.data(self.client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}"))
+            if task["status"] == "success":
+                return identifier
+            assert task["status"] != "failed", task["plugins"][0]["message"]
+            assert time.monotonic() < deadline, "install did not finish"
+            time.sleep(0.2)
+
+    def dispatch(self, route: str, plugin_id: str, data: dict[str, Any], tenant: str = "t1") -> list[dict[str, Any]]:
+        with self.client.stream("POST", f"/plugin/{tenant}/dispatch/{route}", headers={"X-Plugin-ID": plugin_id},
+                                json={"user_id": "u1", "data": data}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream"), response.read()
+            return [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line.strip()]
+
+    def plugin_pids(self) -> list[int]:
+        """PIDs of plugin processes the daemon started (its direct children)."""
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
+        return [int(p) for p in out.stdout.split()]
