@@ -35,10 +35,10 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=300)
 
-    def start(self) -> DaemonProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "serve"], env=self.env,
+    def start(self, *args: str, timeout: float = 30) -> DaemonProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "serve", *args], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 if httpx.get(f"{self.url}/health/check", timeout=1).status_code == 200:

@@ -254,3 +254,37 @@ def test_restart_keeps_installations_and_sigkill_leaves_no_orphans(tmp_path: Pat
             "provider": "echo_tool", "tool": "echo_tool", "credentials": {}, "tool_parameters": {"text": "b"}})) == "b"
     finally:
         second.stop()
+
+
+def test_signature_policy_and_preinstall(tmp_path: Path) -> None:
+    """With signatures enforced (the default), uploads need a trusted key; operator preinstalls do not."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from plugdock.packaging.build import build_package
+    from plugdock.packaging.signature import sign_package
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = tmp_path / "trusted.public.pem"
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1))
+    d = DaemonProcess(tmp_path / "home", FORCE_VERIFYING_SIGNATURE="true",
+                      THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS=str(public))
+    d.start("--preinstall", str(EXAMPLES / "echo_tool"), timeout=300)
+    try:
+        assert text_of(d.dispatch("tool/invoke", "plugdock/echo_tool", {
+            "provider": "echo_tool", "tool": "echo_tool", "credentials": {}, "tool_parameters": {"text": "pre"}},
+            tenant="default")) == "pre"
+        unsigned = build_package(EXAMPLES / "typed_calculator").data
+        refused = d.client.post("/plugin/t1/management/install/upload/package",
+                                files={"dify_pkg": ("p.difypkg", unsigned)})
+        assert refused.status_code == 400
+        assert "not signed" in refused.json()["message"] and "FORCE_VERIFYING_SIGNATURE" in refused.json()["message"]
+        other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        wrong = d.client.post("/plugin/t1/management/install/upload/package",
+                              files={"dify_pkg": ("p.difypkg", sign_package(unsigned, other))})
+        assert wrong.status_code == 400 and "trusted keys" in wrong.json()["message"]
+        good = d.data(d.client.post("/plugin/t1/management/install/upload/package",
+                                    files={"dify_pkg": ("p.difypkg", sign_package(unsigned, key))}))
+        assert good["manifest"]["verified"] is True and good["verification"] == {"authorized_category": "community"}
+    finally:
+        d.stop()

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import hmac
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
@@ -57,10 +59,35 @@ class Daemon:
         self.installer.interrupted_tasks()
         self.installer.restore()
         self.supervisor.start_watchdog()
+        for path in self.settings.preinstall:
+            await self.preinstall(Path(path))
         if self.settings.start_plugins == "boot":
             for identifier in list(self.supervisor.instances):
                 with contextlib.suppress(PluginUnavailable):  # reported in its logs and on first use
                     await self.supervisor.ready(identifier)
+
+    async def preinstall(self, path: Path, tenant: str = "default") -> None:
+        """Install plugin folders (or a folder of them) or packages the operator named at start-up.
+
+        The operator's own files: no signature is required, but every other check applies.
+        """
+        from plugdock.packaging.build import build_package
+
+        folders = [path] if (path / "manifest.yaml").exists() or path.is_file() else sorted(
+            p for p in path.iterdir() if (p / "manifest.yaml").exists())
+        for folder in folders:
+            if folder.is_dir() and "type: bundle" in (folder / "manifest.yaml").read_text():
+                continue
+            try:
+                data = folder.read_bytes() if folder.is_file() else build_package(folder).data
+                decoded = await asyncio.to_thread(self.installer.decode, data, False, True)
+                identifier = str(decoded.identifier)
+                await self.installer.prepare(identifier)
+                self.installer._install_for_tenant(tenant, identifier, "preinstall", {})
+            except PlugdockError as exc:  # one bad folder does not keep the daemon down
+                sys.stderr.write(f"plugdock: could not install {folder}: {exc.message}\n")
+                continue
+            sys.stderr.write(f"plugdock: installed {identifier} for tenant {tenant}\n")
 
     async def stop(self) -> None:
         await self.supervisor.shutdown()

@@ -43,6 +43,7 @@ class Settings:
     inner_api_key: str = ""
     uv_index_url: str = ""
     log_lines_kept: int = 1000
+    preinstall: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
