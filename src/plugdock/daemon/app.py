@@ -423,6 +423,13 @@ def create_app(settings: Settings) -> FastAPI:
         return envelope.success({"unique_identifier": record.unique_identifier, "manifest": record.declaration,
                                  "verification": record.verification})
 
+    @app.get("/plugin/{tenant_id}/asset/{asset_id}")
+    async def asset(tenant_id: str, asset_id: str) -> Response:
+        import mimetypes
+
+        data = daemon().installer.asset(asset_id)
+        return Response(data, media_type=mimetypes.guess_type(asset_id)[0] or "application/octet-stream")
+
     @app.get("/plugin/{tenant_id}/management/logs")
     async def logs(tenant_id: str, plugin_id: str, lines: int = 200) -> dict[str, Any]:
         for inst, _record in _installations(tenant_id):

@@ -7,6 +7,7 @@ the next start, never left "running".
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from plugdock.daemon.blobs import LocalBlobStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
@@ -50,10 +52,10 @@ class Installer:
         self.db = db
         self.envs = envs
         self.supervisor = supervisor
-        self.packages = settings.home / "packages"
+        self.packages = LocalBlobStore(settings.home / "packages")
+        self.assets = LocalBlobStore(settings.home / "assets")
         self.plugins = settings.home / "plugins"
-        for folder in (self.packages, self.plugins):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.plugins.mkdir(parents=True, exist_ok=True)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- upload ---------------------------------------------------------------------------------------
@@ -76,11 +78,8 @@ class Installer:
         identifier = PluginIdentifier(manifest.author, manifest.name, manifest.version, package_checksum(files))
         declaration = plugin_declaration(plugin)
         declaration["verified"] = verification is not None
-        target = self.packages / f"{identifier.checksum}.difypkg"
-        if not target.exists():
-            staging = target.with_suffix(".part")
-            staging.write_bytes(data)
-            os.replace(staging, target)
+        self._remap_assets(declaration, {n.removeprefix("_assets/"): c for n, c in files if n.startswith("_assets/")})
+        self.packages.put(f"{identifier.checksum}.difypkg", data)
         with self.db.session() as s:
             record = s.execute(select(PluginRecord).where(
                 PluginRecord.unique_identifier == str(identifier))).scalar_one_or_none()
@@ -88,6 +87,34 @@ class Installer:
                 s.add(PluginRecord(unique_identifier=str(identifier), plugin_id=identifier.plugin_id,
                                    declaration=declaration, verification=verification))
         return Decoded(identifier, declaration, verification)
+
+    def _remap_assets(self, declaration: dict[str, Any], assets: dict[str, bytes]) -> None:
+        """Store icons and name them by content, as the official daemon does: the host fetches them by id."""
+        def remap(name: Any) -> Any:
+            if not isinstance(name, str) or name not in assets:
+                return name
+            asset_id = hashlib.sha256(assets[name] + name.encode()).hexdigest() + Path(name).suffix
+            self.assets.put(asset_id, assets[name])
+            return asset_id
+
+        for key in ("icon", "icon_dark"):
+            declaration[key] = remap(declaration.get(key))
+        for kind in ("tool", "agent_strategy", "datasource", "trigger"):
+            identity = (declaration.get(kind) or {}).get("identity")
+            if isinstance(identity, dict):
+                for key in ("icon", "icon_dark"):
+                    if key in identity:
+                        identity[key] = remap(identity[key])
+        model = declaration.get("model") or {}
+        for key in ("icon_small", "icon_large", "icon_small_dark", "icon_large_dark"):
+            if isinstance(model.get(key), dict):
+                model[key] = {lang: remap(value) for lang, value in model[key].items()}
+
+    def asset(self, asset_id: str) -> bytes:
+        data = self.assets.get(asset_id)
+        if data is None:
+            raise NotFound(f"asset {asset_id} not found")
+        return data
 
     def _verify(self, archive: PackageArchive, required: bool) -> dict[str, Any] | None:
         if not archive.comment:
@@ -118,7 +145,8 @@ class Installer:
         return record
 
     # -- install ---------------------------------------------------------------------------------------
-    def create_task(self, tenant_id: str, identifiers: list[str], source: str, metas: list[dict[str, Any]]) -> str:
+    def create_task(self, tenant_id: str, identifiers: list[str], source: str, metas: list[dict[str, Any]],
+                    replaces: str | None = None) -> str:
         plugins = []
         for identifier in identifiers:
             record = self.record(identifier)
@@ -129,13 +157,13 @@ class Installer:
         with self.db.session() as s:
             task = InstallTask(tenant_id=tenant_id, status="pending", total_plugins=len(plugins), plugins=plugins)
             s.add(task)
-        job = asyncio.ensure_future(self._run_task(task.id, tenant_id, identifiers, source, metas))
+        job = asyncio.ensure_future(self._run_task(task.id, tenant_id, identifiers, source, metas, replaces))
         self._tasks.add(job)
         job.add_done_callback(self._tasks.discard)
         return task.id
 
     async def _run_task(self, task_id: str, tenant_id: str, identifiers: list[str], source: str,
-                        metas: list[dict[str, Any]]) -> None:
+                        metas: list[dict[str, Any]], replaces: str | None = None) -> None:
         self._update(task_id, status="running")
         failed = False
         for index, identifier in enumerate(identifiers):
@@ -145,12 +173,19 @@ class Installer:
             try:
                 progress("preparing")
                 await self.prepare(identifier, progress)
+                if replaces is not None:  # an upgrade: the new version must answer before the switch
+                    progress("starting the new version")
+                    await self.supervisor.ready(identifier)
                 meta = metas[index] if index < len(metas) else {}
                 self._install_for_tenant(tenant_id, identifier, source, meta)
+                if replaces is not None and replaces != identifier:
+                    progress("stopping the old version")
+                    await self.release(replaces)
                 self._update_plugin(task_id, index, "success", "installed", completed=True)
             except PlugdockError as exc:
                 failed = True
-                self._update_plugin(task_id, index, "failed", exc.message, completed=True)
+                kept = f" ({replaces} is still installed)" if replaces else ""
+                self._update_plugin(task_id, index, "failed", exc.message + kept, completed=True)
             except Exception as exc:  # a bug must not leave the task running forever
                 failed = True
                 self._update_plugin(task_id, index, "failed", f"internal error: {type(exc).__name__}: {exc}",
@@ -165,8 +200,10 @@ class Installer:
         directory = self.plugins / _safe_name(unique_identifier)
         if not directory.exists():
             say("extracting the package")
-            archive = PackageArchive.open(self.packages / f"{identifier.checksum}.difypkg",
-                                          max_size=self.settings.max_package_size)
+            package = self.packages.get(f"{identifier.checksum}.difypkg")
+            if package is None:
+                raise NotFound(f"the package of {unique_identifier} is missing from the store: upload it again")
+            archive = PackageArchive.open(package, max_size=self.settings.max_package_size)
             staging = directory.with_name(directory.name + ".part")
             shutil.rmtree(staging, ignore_errors=True)
             archive.extract_to(staging)
@@ -223,7 +260,9 @@ class Installer:
                                 ).scalar_one_or_none()
         if current is None:
             raise NotFound(f"plugin {original} is not installed for this tenant")
-        return self.create_task(tenant_id, [new], source, [meta])
+        if PluginIdentifier.parse(original).plugin_id != PluginIdentifier.parse(new).plugin_id:
+            raise PackageError(f"cannot upgrade {original} to {new}: they are different plugins")
+        return self.create_task(tenant_id, [new], source, [meta], replaces=original)
 
     def interrupted_tasks(self) -> int:
         """Mark tasks a crash interrupted as failed (called at start-up)."""

@@ -1,0 +1,141 @@
+"""Daemon lifecycle: upgrades with a health check, icons as assets, flooding and idle plugins, boot start,
+and the whole daemon on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from daemon_harness import DaemonProcess
+from plugdock.packaging.build import build_package
+
+from conftest import make_plugin
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+pytestmark = pytest.mark.slow
+
+
+def versioned(tmp: Path, version: str, body: str = 'yield self.create_text_message("v")') -> Path:
+    root = make_plugin(tmp / f"up-{version}", name="up")
+    manifest = root / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("version: 0.0.1\ntype", f"version: {version}\ntype"))
+    (root / "tools" / "up.py").write_text(
+        "import os\nfrom plugdock.sdk import Tool\n\n\nclass T(Tool):\n    def _invoke(self, tool_parameters):\n"
+        f"        {body}\n")
+    return root
+
+
+def call(d: DaemonProcess, plugin_id: str, provider: str, tool: str, params: dict | None = None) -> list[dict]:
+    return d.dispatch("tool/invoke", plugin_id, {"provider": provider, "tool": tool, "credentials": {},
+                                                 "tool_parameters": params or {}})
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(tmp_path_factory.mktemp("home"), PLUGDOCK_IDLE_STOP_AFTER="2",
+                      PLUGIN_RUNTIME_MAX_BUFFER_SIZE="65536").start()
+    yield d
+    d.stop()
+
+
+def test_upgrade_switches_after_the_new_version_answers(daemon: DaemonProcess, tmp_path: Path) -> None:
+    old = daemon.install(versioned(tmp_path, "0.0.1", 'yield self.create_text_message("one")'))
+    assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "one"
+    new = daemon.upload(build_package(versioned(tmp_path, "0.0.2", 'yield self.create_text_message("two")')).data)
+    task = daemon.data(daemon.client.post("/plugin/t1/management/install/upgrade", json={
+        "original_plugin_unique_identifier": old, "new_plugin_unique_identifier": new, "source": "package"}))
+    deadline = time.monotonic() + 120
+    while (status := daemon.data(daemon.client.get(f"/plugin/t1/management/install/tasks/{task['task_id']}"))
+           )["status"] not in ("success", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status["status"] == "success", status
+    assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "two"
+    listing = daemon.data(daemon.client.get("/plugin/t1/management/list"))
+    assert [p["version"] for p in listing["list"] if p["plugin_id"] == "tester/up"] == ["0.0.2"]
+    assert daemon.client.get("/plugin/t1/management/fetch/identifier",
+                             params={"plugin_unique_identifier": old}).json()["data"] is False
+
+    broken_dir = versioned(tmp_path, "0.0.3")
+    (broken_dir / "tools" / "up.py").write_text("import nothing_here_at_all\n")  # fails at start
+    broken = daemon.upload(build_package(broken_dir).data)
+    task = daemon.data(daemon.client.post("/plugin/t1/management/install/upgrade", json={
+        "original_plugin_unique_identifier": new, "new_plugin_unique_identifier": broken}))
+    while (status := daemon.data(daemon.client.get(f"/plugin/t1/management/install/tasks/{task['task_id']}"))
+           )["status"] not in ("success", "failed"):
+        time.sleep(0.2)
+    assert status["status"] == "failed" and "is still installed" in status["plugins"][0]["message"]
+    assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "two"
+
+
+def test_icons_are_served_as_assets(daemon: DaemonProcess) -> None:
+    identifier = daemon.install(EXAMPLES / "echo_tool")
+    manifest = daemon.data(daemon.client.get("/plugin/t1/management/fetch/manifest",
+                                             params={"plugin_unique_identifier": identifier}))
+    icon = manifest["icon"]
+    assert icon.endswith(".svg") and len(icon) == 64 + 4
+    assert manifest["tool"]["identity"]["icon"] == icon
+    response = daemon.client.get(f"/plugin/t1/asset/{icon}")
+    assert response.status_code == 200 and response.content.startswith(b"<svg")
+    assert response.headers["content-type"].startswith("image/svg")
+    assert daemon.client.get("/plugin/t1/asset/nope.svg").status_code == 404
+
+
+def test_a_plugin_flooding_one_huge_line_is_stopped_with_the_limit_named(daemon: DaemonProcess,
+                                                                         tmp_path: Path) -> None:
+    root = make_plugin(tmp_path / "flood", name="flood")
+    (root / "tools" / "flood.py").write_text(
+        "import os, sys\nfrom plugdock.sdk import Tool\n\n\nclass T(Tool):\n    def _invoke(self, tool_parameters):\n"
+        "        os.write(int(os.environ.get('FLOOD_FD', '3')), b'x' * 200000 + b'\\n')\n"
+        "        yield self.create_text_message('unreached')\n")
+    (root / "main.py").write_text(
+        "import os\nos.environ['FLOOD_FD'] = str(os.dup(1))\n" + (root / "main.py").read_text())
+    daemon.install(root)
+    events = call(daemon, "tester/flood", "flood", "flood")
+    assert events[-1]["code"] == -500 and "65536-byte limit" in events[-1]["message"]
+
+
+def test_idle_plugins_are_stopped_and_restart_on_demand(daemon: DaemonProcess, tmp_path: Path) -> None:
+    daemon.install(versioned(tmp_path, "0.0.9", 'yield self.create_text_message("idle")'))
+    before = set(daemon.plugin_pids())
+    assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "idle"
+    running = set(daemon.plugin_pids())
+    assert running - before or running  # started on demand
+    time.sleep(4)
+    logs = daemon.data(daemon.client.get("/plugin/t1/management/logs", params={"plugin_id": "tester/up"}))
+    assert logs["state"] == "stopped" and any("idle for 2 s" in line for line in logs["lines"])
+    assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "idle"
+
+
+def test_boot_start_and_postgresql(tmp_path: Path) -> None:
+    name = f"plugdock_e2e_{uuid.uuid4().hex[:8]}"
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        first = DaemonProcess(tmp_path / "home", DB_URL=url).start()
+        try:
+            first.install(EXAMPLES / "echo_tool")
+        finally:
+            first.stop()
+        second = DaemonProcess(tmp_path / "home", DB_URL=url, PLUGDOCK_START_PLUGINS="boot").start()
+        try:
+            health = second.client.get("/health/check").json()
+            assert health["pool_status"] == {"installed": 1, "running": 1}  # started at boot
+            events = second.dispatch("tool/invoke", "plugdock/echo_tool", {
+                "provider": "echo_tool", "tool": "echo_tool", "credentials": {}, "tool_parameters": {"text": "pg"}})
+            assert events[0]["data"]["message"]["text"] == "pg"
+            assert json.loads(second.client.get("/plugin/t1/management/list").text)["data"]["total"] == 1
+        finally:
+            second.stop()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
