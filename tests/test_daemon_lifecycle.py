@@ -4,6 +4,7 @@ and the whole daemon on PostgreSQL."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -139,3 +140,32 @@ def test_boot_start_and_postgresql(tmp_path: Path) -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_silent_plugin_is_killed_and_shutdown_stops_everything(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    d = DaemonProcess(tmp_path / "home", PLUGDOCK_HEARTBEAT_TIMEOUT="2").start()
+    try:
+        root = versioned(tmp_path, "0.1.0", 'yield self.create_text_message("hi")')
+        (root / "main.py").write_text((root / "main.py").read_text().replace(
+            "MAX_REQUEST_TIMEOUT=120", "MAX_REQUEST_TIMEOUT=120, HEARTBEAT_INTERVAL=3600"))
+        d.install(root)
+        assert call(d, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "hi"
+        time.sleep(4)
+        logs = d.data(d.client.get("/plugin/t1/management/logs", params={"plugin_id": "tester/up"}))
+        assert logs["state"] == "failed" and any("no output or heartbeat for 2 s" in ln for ln in logs["lines"])
+        cli = subprocess.run([sys.executable, "-m", "plugdock", "logs", "tester/up", "--daemon", d.url, "--key",
+                              "test-server-key", "--tenant", "t1"], capture_output=True, text=True, check=False)
+        assert cli.returncode == 0 and "no output or heartbeat" in cli.stdout
+        d.install(EXAMPLES / "echo_tool")
+        call(d, "plugdock/echo_tool", "echo_tool", "echo_tool", {"text": "x"})
+        children = d.plugin_pids()
+        assert children
+    finally:
+        d.stop(signal.SIGTERM)  # graceful: stops every plugin first
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it stopped
+    assert d.proc is not None and d.proc.returncode in (0, -signal.SIGTERM)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"

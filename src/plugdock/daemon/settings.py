@@ -82,6 +82,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "start_plugins": ("PLUGDOCK_START_PLUGINS",),
     "idle_stop_after": ("PLUGDOCK_IDLE_STOP_AFTER",),
     "max_concurrent_launches": ("PLUGDOCK_MAX_CONCURRENT_LAUNCHES",),
+    "heartbeat_timeout": ("PLUGDOCK_HEARTBEAT_TIMEOUT",),
+    "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
 }
