@@ -23,7 +23,8 @@ class I18nObject:
     def to_dict(self) -> dict[str, Any]:
         return {"zh_Hans": self.zh_Hans, "pt_BR": self.pt_BR, "ja_JP": self.ja_JP, "en_US": self.en_US}
 
-    model_dump = to_dict
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return self.to_dict()
 
 
 @dataclass
@@ -37,4 +38,5 @@ class ParameterOption:
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "label": self.label.to_dict(), "icon": self.icon}
 
-    model_dump = to_dict
+    def model_dump(self, **_: Any) -> dict[str, Any]:
+        return self.to_dict()
