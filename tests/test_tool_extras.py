@@ -5,9 +5,9 @@ from __future__ import annotations
 import binascii
 from pathlib import Path
 
-from conftest import make_plugin
-
 from plugdock.testing import PluginTestClient
+
+from conftest import make_plugin
 
 PROVIDER = '''
 from plugdock.sdk import ToolOAuthCredentials, ToolProvider
