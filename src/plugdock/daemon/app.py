@@ -27,17 +27,19 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from plugdock import __version__
 from plugdock.daemon import envelope
+from plugdock.daemon.backwards import BackwardsRouter
+from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.dispatch import DISPATCH_ROUTES
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.installer import Installer, NotFound
-from plugdock.daemon.kvstore import KVStore, StorageError
+from plugdock.daemon.kvstore import KVStore
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
+from plugdock.daemon.secrets_box import SecretBox, mask, secret_fields
 from plugdock.daemon.settings import Settings
-from plugdock.daemon.supervisor import PluginInstance, PluginUnavailable, Supervisor
+from plugdock.daemon.supervisor import PluginUnavailable, Supervisor
 from plugdock.errors import PackageError, PlugdockError, SignatureError
 from plugdock.packaging.identifier import InvalidIdentifier, PluginIdentifier
-from plugdock.protocol.messages import BackwardsEvent, InStreamEvent, backwards_response, request_line
 
 PERMISSIONS = {"storage": "storage"}
 
@@ -50,8 +52,11 @@ class Daemon:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.kv = KVStore(self.db)
+        self.box = SecretBox(settings.home)
+        self.credentials = CredentialStore(self.db, self.box)
         self.envs = EnvironmentManager(settings.home, self.db, settings.uv_index_url)
-        self.supervisor = Supervisor(settings, self.on_backwards)
+        self.backwards = BackwardsRouter(self)
+        self.supervisor = Supervisor(settings, self.backwards.handle)
         self.installer = Installer(settings, self.db, self.envs, self.supervisor)
         self.active_requests = 0
 
@@ -93,36 +98,6 @@ class Daemon:
         await self.supervisor.shutdown()
         self.db.close()
 
-    # -- reverse invocation ------------------------------------------------------------------------------
-    async def on_backwards(self, instance: PluginInstance, session_id: str, invoke: dict[str, Any]) -> None:
-        request_id = str(invoke.get("backwards_request_id", ""))
-        waiting = instance.sessions.get(session_id)
-
-        async def reply(event: BackwardsEvent, message: str = "", data: Any = None) -> None:
-            await instance.send(request_line(session_id, backwards_response(request_id, event, message, data),
-                                             event=InStreamEvent.BACKWARDS_RESPONSE))
-
-        kind, request = invoke.get("type"), invoke.get("request")
-        try:
-            if not isinstance(kind, str) or not request_id or not isinstance(request, dict):
-                raise PlugdockError("malformed reverse invocation: it needs a string type, a backwards_request_id "
-                                    "and an object request")
-            if kind != "storage":
-                raise PlugdockError(f"reverse invocation of type {kind!r} is not available on this daemon yet")
-            permission = (instance.launch.manifest.get("resource") or {}).get("permission") or {}
-            storage = permission.get("storage") or {}
-            if not storage.get("enabled"):
-                raise PlugdockError("permission denied, you need to enable storage access in plugin manifest")
-            tenant = waiting.tenant_id if waiting else ""
-            limit = min(int(storage.get("size") or self.settings.storage_max_size), self.settings.storage_max_size)
-            data = await asyncio.to_thread(self._storage, tenant, instance.launch.plugin_id, request, limit)
-            await reply(BackwardsEvent.RESPONSE, "struct", data)
-        except (PlugdockError, StorageError) as exc:
-            await reply(BackwardsEvent.ERROR, exc.message)
-        except (ValueError, TypeError) as exc:
-            await reply(BackwardsEvent.ERROR, f"malformed storage request: {exc}")
-        await reply(BackwardsEvent.END)
-
     def _storage(self, tenant: str, plugin: str, request: dict[str, Any], limit: int) -> dict[str, Any]:
         opt, key = request.get("opt"), str(request.get("key", ""))
         if opt == "set":
@@ -161,6 +136,12 @@ class PluginIdsBody(BaseModel):
 
 class IdentifierListBody(BaseModel):
     plugin_unique_identifiers: list[str] = Field(default_factory=list, max_length=256)
+
+
+class CredentialsBody(BaseModel):
+    plugin_id: str
+    provider: str
+    credentials: dict[str, Any] = Field(default_factory=dict)
 
 
 class DispatchBody(BaseModel):
@@ -423,6 +404,41 @@ def create_app(settings: Settings) -> FastAPI:
         return envelope.success({"unique_identifier": record.unique_identifier, "manifest": record.declaration,
                                  "verification": record.verification})
 
+    # -- credentials (plugdock's own: used when the daemon dispatches reverse calls itself) --------------
+    def _declaration_of(tenant_id: str, plugin_id: str) -> dict[str, Any]:
+        for inst, record in _installations(tenant_id):
+            if inst.plugin_id == plugin_id:
+                return record.declaration
+        raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
+
+    @app.post(prefix + "/credentials")
+    async def set_credentials(tenant_id: str, body: CredentialsBody) -> dict[str, Any]:
+        declaration = _declaration_of(tenant_id, body.plugin_id)
+        kind = "model" if declaration.get("model") else "tool" if declaration.get("tool") else ""
+        if not kind:
+            raise PackageError(f"plugin {body.plugin_id} has no model or tool provider to hold credentials")
+        await asyncio.to_thread(daemon().credentials.set, tenant_id, body.plugin_id, body.provider, kind,
+                                body.credentials)
+        return envelope.success({"plugin_id": body.plugin_id, "provider": body.provider, "kind": kind,
+                                 "credentials": mask(body.credentials, secret_fields(declaration, kind))})
+
+    @app.get(prefix + "/credentials")
+    async def list_credentials(tenant_id: str) -> dict[str, Any]:
+        out = []
+        for plugin_id, provider, kind, values in await asyncio.to_thread(daemon().credentials.list, tenant_id):
+            try:
+                secrets = secret_fields(_declaration_of(tenant_id, plugin_id), kind)
+            except NotFound:
+                secrets = set(values)  # the plugin is gone: hide everything
+            out.append({"plugin_id": plugin_id, "provider": provider, "kind": kind,
+                        "credentials": mask(values, secrets)})
+        return envelope.success(out)
+
+    @app.post(prefix + "/credentials/delete")
+    async def delete_credentials(tenant_id: str, body: CredentialsBody) -> dict[str, Any]:
+        return envelope.success(await asyncio.to_thread(daemon().credentials.delete, tenant_id, body.plugin_id,
+                                                        body.provider))
+
     @app.get("/plugin/{tenant_id}/asset/{asset_id}")
     async def asset(tenant_id: str, asset_id: str) -> Response:
         import mimetypes
@@ -470,7 +486,7 @@ def create_app(settings: Settings) -> FastAPI:
 
         try:
             instance = await d.supervisor.ready(identifier)
-            messages = instance.request(tenant_id, data, env).__aiter__()
+            messages = instance.request(tenant_id, data, env, deadline=deadline).__aiter__()
             while True:
                 remaining = deadline - time.monotonic()
                 try:

@@ -93,3 +93,33 @@ class StorageUsage(Base):
     tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     plugin_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CredentialRecord(Base):
+    """A tenant's credentials for one provider of one plugin, encrypted at rest (plugdock's own store, used
+    when the daemon dispatches reverse model and tool calls itself)."""
+
+    __tablename__ = "credentials"
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plugin_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "model" or "tool"
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet token of the JSON credentials
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class EndpointRecord(Base):
+    """An extension plugin's endpoint set up for a tenant; public traffic reaches it at /e/{hook_id}/..."""
+
+    __tablename__ = "endpoints"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    hook_id: Mapped[str] = mapped_column(String(127), unique=True, index=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64), default="")
+    plugin_id: Mapped[str] = mapped_column(String(255), index=True)
+    unique_identifier: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(127), default="default")
+    enabled: Mapped[int] = mapped_column(Integer, default=1)
+    settings: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet token of the JSON settings
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)

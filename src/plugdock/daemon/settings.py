@@ -44,6 +44,9 @@ class Settings:
     uv_index_url: str = ""
     log_lines_kept: int = 1000
     preinstall: list[str] = field(default_factory=list)
+    max_backwards_depth: int = 8
+    endpoint_max_body: int = 10 * 1024 * 1024
+    public_url: str = ""
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +86,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "idle_stop_after": ("PLUGDOCK_IDLE_STOP_AFTER",),
     "max_concurrent_launches": ("PLUGDOCK_MAX_CONCURRENT_LAUNCHES",),
     "heartbeat_timeout": ("PLUGDOCK_HEARTBEAT_TIMEOUT",),
+    "max_backwards_depth": ("PLUGDOCK_MAX_BACKWARDS_DEPTH",),
+    "public_url": ("PLUGDOCK_PUBLIC_URL",),
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),

@@ -57,9 +57,14 @@ class Launch:
 
 @dataclass
 class _Waiting:
+    """A request in flight: where its messages go, and what reverse calls made from it inherit."""
+
     queue: asyncio.Queue[dict[str, Any] | None]
     tenant_id: str
     action_type: str
+    user_id: str = ""
+    depth: int = 0
+    deadline: float = float("inf")
 
 
 @dataclass
@@ -239,11 +244,12 @@ class PluginInstance:
         self.proc.stdin.write(line)
         await self.proc.stdin.drain()
 
-    async def request(self, tenant_id: str, data: dict[str, Any], envelope: dict[str, Any],
-                      ) -> AsyncIterator[dict[str, Any]]:
+    async def request(self, tenant_id: str, data: dict[str, Any], envelope: dict[str, Any], *, depth: int = 0,
+                      deadline: float = float("inf")) -> AsyncIterator[dict[str, Any]]:
         """Send one request; yield its session messages (``stream``/``error``), ending at ``end``."""
         session_id = str(uuid.uuid4())
-        waiting = _Waiting(asyncio.Queue(), tenant_id, str(data.get("type")))
+        waiting = _Waiting(asyncio.Queue(), tenant_id, str(data.get("type")), str(data.get("user_id", "")), depth,
+                           deadline)
         self.sessions[session_id] = waiting
         self.last_used = time.monotonic()
         try:

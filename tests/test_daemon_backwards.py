@@ -1,0 +1,158 @@
+"""Reverse invocation through the daemon: an agent strategy drives a model plugin (backed by a loopback
+OpenAI-compatible server) and a tool plugin; apps and nodes go to a fake host application; permissions,
+missing hosts and loops get precise errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon_harness import DaemonProcess
+from fake_host import INNER_KEY, FakeHost
+from fake_openai import API_KEY, OPENAI_LLM, FakeOpenAI
+
+from conftest import make_plugin
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+pytestmark = pytest.mark.slow
+
+STRATEGY = '''
+from plugdock.sdk import AgentStrategy
+from plugdock.sdk.model import UserPromptMessage
+
+
+class Loop(AgentStrategy):
+    def _invoke(self, parameters):
+        log = self.create_log_message("thinking", {"query": parameters["query"]})
+        yield log
+        answer = ""
+        for chunk in self.session.model.llm.invoke(model_config=parameters["model"],
+                                                  prompt_messages=[UserPromptMessage(content=parameters["query"])]):
+            answer += chunk.delta.message.content
+        yield self.finish_log_message(log, data={"answer": answer})
+        for message in self.session.tool.invoke_builtin_tool("echo_tool", "echo_tool", {"text": answer}):
+            if message.type.value == "text":
+                yield self.create_text_message("tool says: " + message.message.text)
+'''
+
+CALLER = '''
+from plugdock.sdk import Tool
+
+
+class Caller(Tool):
+    def _invoke(self, tool_parameters):
+        what = tool_parameters["what"]
+        if what == "app":
+            for event in self.session.app.chat.invoke("app-1", "hi", {}, response_mode="streaming"):
+                yield self.create_text_message(event["answer"])
+        elif what == "classify":
+            result = self.session.workflow_node.question_classifier.invoke([{"name": "greeting"}], {}, "hello")
+            yield self.create_json_message(result)
+        elif what == "llm":
+            for chunk in self.session.model.llm.invoke({"provider": "x", "model": "m", "mode": "chat"}, []):
+                yield self.create_text_message("unreached")
+        elif what == "loop":
+            for message in self.session.tool.invoke_builtin_tool("caller", "caller", {"what": "loop"}):
+                yield message
+'''
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[FakeOpenAI, FakeHost]]:
+    api, host = FakeOpenAI(), FakeHost()
+    yield api, host
+    api.close()
+    host.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory, services: tuple[FakeOpenAI, FakeHost],
+           ) -> Iterator[DaemonProcess]:
+    api, host = services
+    work = tmp_path_factory.mktemp("plugins")
+    d = DaemonProcess(tmp_path_factory.mktemp("home"), DIFY_INNER_API_URL=host.url, DIFY_INNER_API_KEY=INNER_KEY,
+                      PLUGDOCK_MAX_BACKWARDS_DEPTH="3").start()
+    model = make_plugin(work / "oai", kind="model", name="oai", model_method="customizable")
+    (model / "models" / "llm" / "llm.py").write_text(OPENAI_LLM)
+    agent = make_plugin(work / "loop", kind="agent-strategy", name="loop")
+    (agent / "strategies" / "loop.py").write_text(STRATEGY)
+    caller = make_plugin(work / "caller", name="caller")
+    (caller / "tools" / "caller.py").write_text(CALLER)
+    manifest = caller / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
+                                                     "    tool:\n      enabled: true\n    app:\n      enabled: true\n"
+                                                     "    node:\n      enabled: true"))
+    for root in (model, agent, caller, EXAMPLES / "echo_tool"):
+        d.install(root)
+    d.data(d.client.post("/plugin/t1/management/credentials", json={
+        "plugin_id": "tester/oai", "provider": "oai", "credentials": {"endpoint_url": api.url, "api_key": API_KEY}}))
+    yield d
+    d.stop()
+
+
+def test_agent_strategy_drives_model_and_tool_plugins(daemon: DaemonProcess) -> None:
+    model = {"provider": "tester/oai/oai", "model": "gpt-test", "model_type": "llm", "mode": "chat",
+             "completion_params": {}}
+    events = daemon.dispatch("agent_strategy/invoke", "tester/loop", {
+        "agent_strategy_provider": "loop", "agent_strategy": "loop",
+        "agent_strategy_params": {"model": model, "query": "why"}})
+    assert all(e["code"] == 0 for e in events), events
+    transcript = [(e["data"]["type"], e["data"]["message"]) for e in events]
+    assert transcript[0][0] == "log" and transcript[0][1]["status"] == "success"
+    assert transcript[1][1]["data"] == {"answer": "why:0 why:1 why:2 why:3 why:4"}
+    assert transcript[2] == ("text", {"text": "tool says: why:0 why:1 why:2 why:3 why:4"})
+
+
+def test_credentials_are_encrypted_and_masked(daemon: DaemonProcess) -> None:
+    listed = daemon.data(daemon.client.get("/plugin/t1/management/credentials"))
+    assert listed == [{"plugin_id": "tester/oai", "provider": "oai", "kind": "model", "credentials": {
+        "endpoint_url": listed[0]["credentials"]["endpoint_url"], "api_key": "[__HIDDEN__]"}}]
+    database = (daemon.home / "plugdock.db").read_bytes()
+    assert API_KEY.encode() not in database
+
+
+def test_app_and_node_calls_go_to_the_host(daemon: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
+    _, host = services
+    events = daemon.dispatch("tool/invoke", "tester/caller", {"provider": "caller", "tool": "caller",
+                                                              "credentials": {}, "tool_parameters": {"what": "app"}})
+    assert [e["data"]["message"]["text"] for e in events] == ["hello", " from", " the app"]
+    path, body = next(c for c in host.calls if c[0] == "/inner/api/invoke/app")
+    assert body["tenant_id"] == "t1" and body["user_id"] == "u1" and body["type"] == "app"
+    assert body["app_id"] == "app-1" and body["response_mode"] == "streaming"
+    (classified,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "classify"}})
+    assert classified["data"]["message"]["json_object"] == {"class_name": "greeting"}
+
+
+def test_missing_permission_is_refused(daemon: DaemonProcess) -> None:
+    (event,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "llm"}})
+    inner = json.loads(json.loads(event["message"])["message"])
+    assert inner["error_type"] == "BackwardsInvocationError"
+    assert "permission denied, you need to enable model access" in inner["message"]
+
+
+def test_loops_are_cut_at_the_depth_limit(daemon: DaemonProcess) -> None:
+    events = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "loop"}})
+    message = json.loads(json.loads(events[-1]["message"])["message"])["message"]
+    assert "depth limit (3) reached" in message
+
+
+def test_no_host_configured(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path / "home").start()
+    try:
+        caller = make_plugin(tmp_path / "caller", name="caller")
+        (caller / "tools" / "caller.py").write_text(CALLER)
+        manifest = caller / "manifest.yaml"
+        manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
+                                                         "    tool:\n      enabled: true\n    app:\n      enabled: true"))
+        d.install(caller)
+        (event,) = d.dispatch("tool/invoke", "tester/caller", {
+            "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "app"}})
+        assert "no host application configured" in event["message"]
+    finally:
+        d.stop()
