@@ -119,7 +119,7 @@ def test_app_and_node_calls_go_to_the_host(daemon: DaemonProcess, services: tupl
     events = daemon.dispatch("tool/invoke", "tester/caller", {"provider": "caller", "tool": "caller",
                                                               "credentials": {}, "tool_parameters": {"what": "app"}})
     assert [e["data"]["message"]["text"] for e in events] == ["hello", " from", " the app"]
-    path, body = next(c for c in host.calls if c[0] == "/inner/api/invoke/app")
+    _, body = next(c for c in host.calls if c[0] == "/inner/api/invoke/app")
     assert body["tenant_id"] == "t1" and body["user_id"] == "u1" and body["type"] == "app"
     assert body["app_id"] == "app-1" and body["response_mode"] == "streaming"
     (classified,) = daemon.dispatch("tool/invoke", "tester/caller", {
@@ -148,8 +148,8 @@ def test_no_host_configured(tmp_path: Path) -> None:
         caller = make_plugin(tmp_path / "caller", name="caller")
         (caller / "tools" / "caller.py").write_text(CALLER)
         manifest = caller / "manifest.yaml"
-        manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
-                                                         "    tool:\n      enabled: true\n    app:\n      enabled: true"))
+        with_app = "    tool:\n      enabled: true\n    app:\n      enabled: true"
+        manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true", with_app))
         d.install(caller)
         (event,) = d.dispatch("tool/invoke", "tester/caller", {
             "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "app"}})
