@@ -33,6 +33,12 @@ class ValidationFailed(PlugdockError):
         self.problems = problems
 
 
+class InvalidRequest(PlugdockError):
+    """A request is well-formed JSON but asks for something invalid (a bad setting, a missing field)."""
+
+    code = "invalid_request"
+
+
 class PackageError(PlugdockError):
     """A ``.difypkg`` archive cannot be built or read safely (bad entry, limit exceeded...)."""
 

@@ -31,6 +31,7 @@ from plugdock.daemon.backwards import BackwardsRouter
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.dispatch import DISPATCH_ROUTES
+from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.installer import Installer, NotFound
 from plugdock.daemon.kvstore import KVStore
@@ -38,7 +39,7 @@ from plugdock.daemon.models import Installation, InstallTask, PluginRecord
 from plugdock.daemon.secrets_box import SecretBox, mask, secret_fields
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.supervisor import PluginUnavailable, Supervisor
-from plugdock.errors import PackageError, PlugdockError, SignatureError
+from plugdock.errors import InvalidRequest, PackageError, PlugdockError, SignatureError
 from plugdock.packaging.identifier import InvalidIdentifier, PluginIdentifier
 
 PERMISSIONS = {"storage": "storage"}
@@ -199,7 +200,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
         if isinstance(exc, NotFound):
             return envelope.error(404, exc.message, "PluginDaemonNotFoundError")
-        if isinstance(exc, PackageError | SignatureError):
+        if isinstance(exc, PackageError | SignatureError | InvalidRequest):
             return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
         return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
 
@@ -455,6 +456,9 @@ def create_app(settings: Settings) -> FastAPI:
                 return envelope.success({"plugin_unique_identifier": inst.unique_identifier,
                                          "state": instance.state if instance else "stopped", "lines": kept})
         raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
+
+    register_endpoint_routes(app, daemon)
+    register_json_error(app)
 
     # -- dispatch ---------------------------------------------------------------------------------------
     @app.post("/plugin/{tenant_id}/dispatch/{route:path}")

@@ -1,0 +1,251 @@
+"""Extension plugins' endpoints: set up per tenant under a hook id, and public traffic relayed byte for byte.
+
+``/e/{hook_id}/{path}`` is rebuilt as an HTTP/1.1 request (proxy headers removed, ``Dify-Hook-Id`` and
+``Dify-Hook-Url`` added, as the official daemon does), hex-encoded, and sent to the plugin with the
+endpoint's settings (stored encrypted); the plugin's status, headers and body chunks are streamed back.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from plugdock.daemon import envelope
+from plugdock.daemon.installer import NotFound
+from plugdock.daemon.models import EndpointRecord, Installation, PluginRecord
+from plugdock.daemon.supervisor import PluginUnavailable
+from plugdock.errors import InvalidRequest, PlugdockError
+from plugdock.packaging.identifier import PluginIdentifier
+from plugdock.runtime.http_wire import serialize_request
+
+if TYPE_CHECKING:
+    from plugdock.daemon.app import Daemon
+
+STRIPPED_HEADERS = {"x-forwarded-for", "x-real-ip", "x-forwarded", "x-original-forwarded-for", "x-original-url",
+                    "x-original-host", "host", "content-length", "transfer-encoding", "connection"}
+HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
+
+
+class PermissionDenied(PlugdockError):
+    code = "permission_denied"
+
+
+class SetupBody(BaseModel):
+    user_id: str = ""
+    plugin_unique_identifier: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    name: str = "default"
+
+
+class UpdateBody(BaseModel):
+    endpoint_id: str
+    user_id: str = ""
+    name: str | None = None
+    settings: dict[str, Any] | None = None
+
+
+class EndpointIdBody(BaseModel):
+    endpoint_id: str
+    user_id: str = ""
+
+
+def register_endpoint_routes(app: FastAPI, daemon: Callable[[], Daemon]) -> None:
+    prefix = "/plugin/{tenant_id}/endpoint"
+
+    def record_json(row: EndpointRecord, base: str) -> dict[str, Any]:
+        d = daemon()
+        with d.db.session() as s:
+            plugin = s.execute(select(PluginRecord).where(
+                PluginRecord.unique_identifier == row.unique_identifier)).scalar_one_or_none()
+        declaration = (plugin.declaration if plugin else {}).get("endpoint")
+        settings = d.box.open(row.settings)
+        return {"id": row.id, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+                "tenant_id": row.tenant_id, "user_id": row.user_id, "plugin_id": row.plugin_id,
+                "plugin_unique_identifier": row.unique_identifier, "name": row.name, "enabled": bool(row.enabled),
+                "hook_id": row.hook_id, "expired_at": None, "settings": _mask_settings(settings, declaration),
+                "declaration": declaration, "url": f"{base}/e/{row.hook_id}"}
+
+    def base_url(request: Request) -> str:
+        return daemon().settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+
+    def owned(tenant_id: str, endpoint_id: str) -> EndpointRecord:
+        with daemon().db.session() as s:
+            row = s.get(EndpointRecord, endpoint_id)
+        if row is None or row.tenant_id != tenant_id:
+            raise NotFound(f"endpoint {endpoint_id} not found")
+        return row
+
+    @app.post(prefix + "/setup")
+    async def setup(tenant_id: str, body: SetupBody) -> dict[str, Any]:
+        d = daemon()
+        identifier = PluginIdentifier.parse(body.plugin_unique_identifier)
+        with d.db.session() as s:
+            installed = s.execute(select(Installation).where(
+                Installation.tenant_id == tenant_id,
+                Installation.unique_identifier == body.plugin_unique_identifier)).scalar_one_or_none()
+            plugin = s.execute(select(PluginRecord).where(
+                PluginRecord.unique_identifier == body.plugin_unique_identifier)).scalar_one_or_none()
+        if installed is None or plugin is None:
+            raise NotFound(f"plugin {body.plugin_unique_identifier} is not installed for this tenant")
+        permission = ((plugin.declaration.get("resource") or {}).get("permission") or {}).get("endpoint") or {}
+        if not permission.get("enabled"):
+            raise PermissionDenied("permission denied, you need to enable endpoint access in plugin manifest")
+        if not plugin.declaration.get("endpoint"):
+            raise PermissionDenied(f"plugin {identifier.plugin_id} declares no endpoints")
+        _check_settings(body.settings, plugin.declaration.get("endpoint"))
+        with d.db.session() as s:
+            s.add(EndpointRecord(hook_id=secrets.token_hex(16), tenant_id=tenant_id, user_id=body.user_id,
+                                 plugin_id=identifier.plugin_id, unique_identifier=body.plugin_unique_identifier,
+                                 name=body.name, enabled=1, settings=d.box.seal(body.settings)))
+        return envelope.success(True)
+
+    @app.post(prefix + "/update")
+    async def update(tenant_id: str, body: UpdateBody) -> dict[str, Any]:
+        d = daemon()
+        owned(tenant_id, body.endpoint_id)
+        with d.db.session() as s:
+            row = s.get(EndpointRecord, body.endpoint_id)
+            assert row is not None
+            if body.name is not None:
+                row.name = body.name
+            if body.settings is not None:
+                current = d.box.open(row.settings)
+                # masked secrets sent back unchanged keep their stored value
+                merged = {k: (current.get(k) if v == "[__HIDDEN__]" else v) for k, v in body.settings.items()}
+                row.settings = d.box.seal(merged)
+        return envelope.success(True)
+
+    @app.post(prefix + "/remove")
+    async def remove(tenant_id: str, body: EndpointIdBody) -> dict[str, Any]:
+        owned(tenant_id, body.endpoint_id)
+        with daemon().db.session() as s:
+            row = s.get(EndpointRecord, body.endpoint_id)
+            if row is not None:
+                s.delete(row)
+        return envelope.success(True)
+
+    async def set_enabled(tenant_id: str, endpoint_id: str, enabled: int) -> dict[str, Any]:
+        owned(tenant_id, endpoint_id)
+        with daemon().db.session() as s:
+            row = s.get(EndpointRecord, endpoint_id)
+            assert row is not None
+            row.enabled = enabled
+        return envelope.success(True)
+
+    @app.post(prefix + "/enable")
+    async def enable(tenant_id: str, body: EndpointIdBody) -> dict[str, Any]:
+        return await set_enabled(tenant_id, body.endpoint_id, 1)
+
+    @app.post(prefix + "/disable")
+    async def disable(tenant_id: str, body: EndpointIdBody) -> dict[str, Any]:
+        return await set_enabled(tenant_id, body.endpoint_id, 0)
+
+    @app.get(prefix + "/list")
+    async def list_endpoints(tenant_id: str, request: Request, page: int = 1, page_size: int = 100,
+                             plugin_id: str | None = None) -> dict[str, Any]:
+        page, page_size = max(page, 1), min(max(page_size, 1), 100)
+        with daemon().db.session() as s:
+            query = select(EndpointRecord).where(EndpointRecord.tenant_id == tenant_id)
+            if plugin_id:
+                query = query.where(EndpointRecord.plugin_id == plugin_id)
+            rows = s.execute(query.order_by(EndpointRecord.created_at).offset((page - 1) * page_size)
+                             .limit(page_size)).scalars().all()
+        return envelope.success([record_json(r, base_url(request)) for r in rows])
+
+    @app.get(prefix + "/list/plugin")
+    async def list_plugin_endpoints(tenant_id: str, plugin_id: str, request: Request, page: int = 1,
+                                    page_size: int = 100) -> dict[str, Any]:
+        return await list_endpoints(tenant_id, request, page, page_size, plugin_id)
+
+    @app.api_route("/e/{hook_id}/{path:path}", methods=METHODS)
+    @app.api_route("/e/{hook_id}", methods=METHODS)
+    async def public(hook_id: str, request: Request, path: str = "") -> Response:
+        d = daemon()
+        with d.db.session() as s:
+            row = s.execute(select(EndpointRecord).where(EndpointRecord.hook_id == hook_id)).scalar_one_or_none()
+        if row is None:
+            return envelope.error(404, "endpoint not found", "PluginDaemonNotFoundError")
+        if not row.enabled:
+            return envelope.error(404, "endpoint is disabled", "PluginDaemonNotFoundError")
+        limit = d.settings.endpoint_max_body
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return envelope.error(413, f"request body of {declared} bytes is over the {limit}-byte endpoint limit",
+                                  "PluginDaemonBadRequestError")
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                return envelope.error(413, f"request body is over the {limit}-byte endpoint limit",
+                                      "PluginDaemonBadRequestError")
+        target = "/" + path + (f"?{request.url.query}" if request.url.query else "")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED_HEADERS}
+        headers["Host"] = request.headers.get("x-original-host") or request.headers.get("host", "localhost")
+        headers["Dify-Hook-Id"] = hook_id
+        headers.setdefault("dify-hook-url", f"{base_url(request)}/e/{hook_id}/{path}")
+        raw = serialize_request(request.method, target, headers, bytes(body))
+        data = {"type": "endpoint", "action": "invoke_endpoint", "user_id": row.user_id,
+                "raw_http_request": binascii.hexlify(raw).decode(), "settings": d.box.open(row.settings)}
+        try:
+            instance = await d.supervisor.ready(row.unique_identifier)
+        except PluginUnavailable as exc:
+            return envelope.error(500, exc.message, "PluginDaemonInvokeError")
+        messages = instance.request(row.tenant_id, data, {"endpoint_id": row.id}).__aiter__()
+        status, first = 200, b""
+        response_headers: dict[str, str] = {}
+        async for message in messages:  # the header phase: until the first chunk with a body
+            if message.get("type") == "error":
+                error = message.get("data") or {}
+                return envelope.error(500, f"{error.get('error_type')}: {error.get('message')}", "PluginInvokeError")
+            part: dict[str, Any] = message.get("data") or {}
+            status = int(part.get("status") or status)
+            response_headers.update(part.get("headers") or {})
+            if "result" in part:
+                first = binascii.unhexlify(part["result"] or "")
+                break
+
+        async def rest() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            async for message in messages:
+                if message.get("type") == "stream" and "result" in (message.get("data") or {}):
+                    yield binascii.unhexlify(message["data"]["result"] or "")
+
+        headers_out = {k: v for k, v in response_headers.items() if k.lower() not in HOP_BY_HOP}
+        return StreamingResponse(rest(), status_code=status, headers=headers_out)
+
+
+def _mask_settings(settings: dict[str, Any], declaration: dict[str, Any] | None) -> dict[str, Any]:
+    secret = {f.get("name") for f in (declaration or {}).get("settings") or [] if f.get("type") == "secret-input"}
+    return {k: ("[__HIDDEN__]" if k in secret and v else v) for k, v in settings.items()}
+
+
+def _check_settings(values: dict[str, Any], declaration: dict[str, Any] | None) -> None:
+    for field in (declaration or {}).get("settings") or []:
+        name = field.get("name")
+        if field.get("required") and values.get(name) in (None, ""):
+            raise InvalidRequest(f"missing required setting: {name}")
+        value = values.get(name)
+        if value is None:
+            continue
+        kind = field.get("type")
+        if kind in ("text-input", "secret-input", "select") and not isinstance(value, str):
+            raise InvalidRequest(f"setting {name} is not a string")
+        if kind == "boolean" and not isinstance(value, bool):
+            raise InvalidRequest(f"setting {name} is not a boolean")
+        if kind == "select" and value not in [o.get("value") for o in field.get("options") or []]:
+            raise InvalidRequest(f"setting {name} is not a valid option")
+
+
+def register_json_error(app: FastAPI) -> None:
+    @app.exception_handler(PermissionDenied)
+    async def denied(_request: Request, exc: PermissionDenied) -> JSONResponse:
+        return envelope.error(403, exc.message, "PluginPermissionDeniedError")
