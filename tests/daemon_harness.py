@@ -31,7 +31,7 @@ class DaemonProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PLUGDOCK_HOME": str(home), "SERVER_KEY": KEY, "SERVER_PORT": str(self.port),
-                    "FORCE_VERIFYING_SIGNATURE": "false", **env}
+                    "FORCE_VERIFYING_SIGNATURE": "false", "PLUGIN_REMOTE_INSTALLING_PORT": "0", **env}
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=300)
 

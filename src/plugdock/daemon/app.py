@@ -30,6 +30,7 @@ from plugdock.daemon import envelope
 from plugdock.daemon.backwards import BackwardsRouter
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
+from plugdock.daemon.debugging import DebugServer
 from plugdock.daemon.dispatch import DISPATCH_ROUTES
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
@@ -59,12 +60,17 @@ class Daemon:
         self.backwards = BackwardsRouter(self)
         self.supervisor = Supervisor(settings, self.backwards.handle)
         self.installer = Installer(settings, self.db, self.envs, self.supervisor)
+        self.debugging = DebugServer(self) if settings.remote_installing_enabled else None
         self.active_requests = 0
 
     async def start(self) -> None:
         self.installer.interrupted_tasks()
         self.installer.restore()
         self.supervisor.start_watchdog()
+        if self.debugging is not None:
+            await self.debugging.start()
+            sys.stderr.write(f"plugdock: remote debugging on {self.settings.remote_installing_host}:"
+                             f"{self.debugging.port}\n")
         for path in self.settings.preinstall:
             await self.preinstall(Path(path))
         if self.settings.start_plugins == "boot":
@@ -96,6 +102,8 @@ class Daemon:
             sys.stderr.write(f"plugdock: installed {identifier} for tenant {tenant}\n")
 
     async def stop(self) -> None:
+        if self.debugging is not None:
+            await self.debugging.stop()
         await self.supervisor.shutdown()
         self.db.close()
 
@@ -219,7 +227,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/health/check")
     async def health() -> dict[str, Any]:
         d = daemon()
-        running = sum(1 for i in d.supervisor.instances.values() if i.state == "ready")
+        running = sum(1 for i in d.supervisor.instances.values() if i.alive())
         return {"status": "ok", "version": __version__, "platform": "local", "pool_status": {
             "installed": len(d.supervisor.instances), "running": running},
             "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
@@ -439,6 +447,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def delete_credentials(tenant_id: str, body: CredentialsBody) -> dict[str, Any]:
         return envelope.success(await asyncio.to_thread(daemon().credentials.delete, tenant_id, body.plugin_id,
                                                         body.provider))
+
+    @app.post("/plugin/{tenant_id}/debugging/key")
+    async def debugging_key(tenant_id: str) -> dict[str, Any]:
+        debugging = daemon().debugging
+        if debugging is None:
+            raise NotFound("remote debugging is disabled on this daemon (PLUGIN_REMOTE_INSTALLING_ENABLED)")
+        return envelope.success({"key": debugging.issue_key(tenant_id), "host": settings.remote_installing_host,
+                                 "port": debugging.port})
 
     @app.get("/plugin/{tenant_id}/asset/{asset_id}")
     async def asset(tenant_id: str, asset_id: str) -> Response:

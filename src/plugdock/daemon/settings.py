@@ -45,6 +45,12 @@ class Settings:
     log_lines_kept: int = 1000
     preinstall: list[str] = field(default_factory=list)
     max_backwards_depth: int = 8
+    remote_installing_enabled: bool = True
+    remote_installing_host: str = "127.0.0.1"
+    remote_installing_port: int = 5003
+    remote_installing_max_conn: int = 256
+    remote_installing_max_per_tenant: int = 16
+    remote_installing_timeout: int = 10
     endpoint_max_body: int = 10 * 1024 * 1024
     public_url: str = ""
     sources: dict[str, str] = field(default_factory=dict)
@@ -88,6 +94,11 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "heartbeat_timeout": ("PLUGDOCK_HEARTBEAT_TIMEOUT",),
     "max_backwards_depth": ("PLUGDOCK_MAX_BACKWARDS_DEPTH",),
     "public_url": ("PLUGDOCK_PUBLIC_URL",),
+    "remote_installing_enabled": ("PLUGIN_REMOTE_INSTALLING_ENABLED",),
+    "remote_installing_host": ("PLUGIN_REMOTE_INSTALLING_HOST",),
+    "remote_installing_port": ("PLUGIN_REMOTE_INSTALLING_PORT",),
+    "remote_installing_max_conn": ("PLUGIN_REMOTE_INSTALLING_MAX_CONN",),
+    "remote_installing_timeout": ("PLUGDOCK_REMOTE_INSTALLING_TIMEOUT",),
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),

@@ -171,42 +171,50 @@ class PluginInstance:
     # -- output -------------------------------------------------------------------------------------
     async def _read_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
-        stdout = self.proc.stdout
+        await self.read_protocol(self.proc.stdout)
+
+    async def read_protocol(self, stream: asyncio.StreamReader) -> None:
+        """Read the plugin's protocol lines until the stream ends (stdout of a process, or a debug socket)."""
         while True:
             try:
-                raw = await stdout.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
+                raw = await stream.readuntil(b"\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
                 return
             except asyncio.LimitOverrunError:
                 self._fail(f"the plugin wrote a line over the {self.settings.max_stdout_line}-byte limit "
                            "(PLUGIN_RUNTIME_MAX_BUFFER_SIZE); it was stopped")
                 await self.stop(grace=0.5)
                 return
-            self.last_output = time.monotonic()
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                self.logs.append(f"[stdout] {line[:500].decode('utf-8', 'replace')}")
-                continue
-            if not isinstance(message, dict):
-                continue
-            event = message.get("event")
-            if event == "heartbeat":
-                if self.state == "starting":
-                    self.state = "ready"
-                    self.logs.append("[plugdock] ready")
-                    assert self._ready is not None
-                    self._ready.set()
-            elif event == "log":
-                data = message.get("data") or {}
-                self.logs.append(f"[{data.get('level', 'INFO')}] {data.get('message', '')}")
-            elif event == "error":
-                self.logs.append(f"[error] {json.dumps(message.get('data'))[:500]}")
-            elif event == "session":
-                await self._route(message)
+            await self.handle_line(raw)
+
+    async def handle_line(self, raw: bytes) -> None:
+        self.last_output = time.monotonic()
+        line = raw.strip()
+        if not line:
+            return
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            self.logs.append(f"[stdout] {line[:500].decode('utf-8', 'replace')}")
+            return
+        if isinstance(message, dict):
+            await self._handle_message(message)
+
+    async def _handle_message(self, message: dict[str, Any]) -> None:
+        event = message.get("event")
+        if event == "heartbeat":
+            if self.state == "starting":
+                self.state = "ready"
+                self.logs.append("[plugdock] ready")
+                assert self._ready is not None
+                self._ready.set()
+        elif event == "log":
+            data = message.get("data") or {}
+            self.logs.append(f"[{data.get('level', 'INFO')}] {data.get('message', '')}")
+        elif event == "error":
+            self.logs.append(f"[error] {json.dumps(message.get('data'))[:500]}")
+        elif event == "session":
+            await self._route(message)
 
     async def _route(self, message: dict[str, Any]) -> None:
         session_id = str(message.get("session_id"))
@@ -236,6 +244,11 @@ class PluginInstance:
         code = await self.proc.wait()
         if self.state in ("starting", "ready"):
             self._fail(f"the plugin process exited with code {code}")
+
+    def alive(self) -> bool:
+        return self.state == "ready" and self.proc is not None and self.proc.returncode is None
+
+    restartable = True
 
     # -- requests ------------------------------------------------------------------------------------
     async def send(self, line: bytes) -> None:
@@ -287,11 +300,13 @@ class Supervisor:
         instance = self.instances.get(unique_identifier)
         if instance is None:
             raise PluginUnavailable(f"plugin {unique_identifier} is not installed on this daemon")
-        if instance.state == "ready" and instance.proc is not None and instance.proc.returncode is None:
+        if instance.alive():
             return instance
+        if not instance.restartable:
+            raise PluginUnavailable(instance._describe())
         lock = self._locks.setdefault(unique_identifier, asyncio.Lock())
         async with lock:
-            if instance.state == "ready" and instance.proc is not None and instance.proc.returncode is None:
+            if instance.alive():
                 return instance
             if instance.restarts and instance.state == "failed":
                 delay = min(60.0, 0.5 * 2 ** min(instance.restarts, 7))
@@ -322,7 +337,7 @@ class Supervisor:
             await asyncio.sleep(1.0)
             now = time.monotonic()
             for instance in list(self.instances.values()):
-                if instance.state != "ready":
+                if instance.state != "ready" or not instance.restartable:
                     continue
                 if now - instance.last_output > self.settings.heartbeat_timeout:
                     instance._fail(f"no output or heartbeat for {self.settings.heartbeat_timeout} s; the plugin "

@@ -1,0 +1,254 @@
+"""The remote-debugging server: plugins started by their authors connect over TCP and appear installed.
+
+A plugin (``plugdock debug`` or the official SDK with ``INSTALL_METHOD=remote``) sends a handshake with
+a debug key issued per tenant, its declarations and assets, then ``end``; it is then installed for the
+key's tenant with runtime type ``remote`` until it disconnects. Refusals are one plain-text line, then
+the connection closes, as the official daemon does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select
+
+from plugdock.daemon.models import Installation, PluginRecord
+from plugdock.daemon.supervisor import Launch, PluginInstance
+from plugdock.schema.manifest import PluginManifest
+
+if TYPE_CHECKING:
+    from plugdock.daemon.app import Daemon
+
+KEY_TTL = 2 * 60 * 60
+MAX_ASSETS = 50 * 1024 * 1024
+REMOTE = 2  # PluginRecord.installed value of a connected debugging plugin
+DECLARATION_KINDS = {"tool_declaration": "tool", "model_declaration": "model", "endpoint_declaration": "endpoint",
+                     "agent_strategy_declaration": "agent_strategy", "datasource_declaration": "datasource",
+                     "trigger_declaration": "trigger"}
+
+
+class Refused(Exception):
+    """Registration refused; the message is the line the plugin receives."""
+
+
+@dataclass
+class RemoteInstance(PluginInstance):
+    writer: asyncio.StreamWriter | None = None
+    restartable = False
+
+    def alive(self) -> bool:
+        return self.state == "ready" and self.writer is not None and not self.writer.is_closing()
+
+    async def send(self, line: bytes) -> None:
+        if not self.alive():
+            from plugdock.daemon.supervisor import PluginUnavailable
+
+            raise PluginUnavailable(f"debugging plugin {self.launch.plugin_id} has disconnected")
+        assert self.writer is not None
+        self.writer.write(line)
+        await self.writer.drain()
+
+    async def stop(self, grace: float = 0.0) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.close()
+        self.state = "stopped"
+        for sid, waiting in list(self.sessions.items()):
+            waiting.queue.put_nowait({"type": "error", "data": {
+                "error_type": "ConnectionClosedError", "message": "Connection closed unexpectedly", "args": {}}})
+            waiting.queue.put_nowait(None)
+            self.sessions.pop(sid, None)
+
+
+class DebugServer:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.settings = daemon.settings
+        self.keys: dict[str, tuple[str, float]] = {}
+        self.connections = 0
+        self.per_tenant: dict[str, int] = {}
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    def issue_key(self, tenant: str) -> str:
+        now = time.time()
+        for key, (owner, expires) in list(self.keys.items()):
+            if expires < now:
+                del self.keys[key]
+            elif owner == tenant:
+                self.keys[key] = (owner, now + KEY_TTL)  # fetching a key refreshes it
+                return key
+        key = str(uuid.uuid4())
+        self.keys[key] = (tenant, now + KEY_TTL)
+        return key
+
+    async def start(self) -> None:
+        self.cleanup_stale()
+        self.server = await asyncio.start_server(self.handle, self.settings.remote_installing_host,
+                                                 self.settings.remote_installing_port,
+                                                 limit=self.settings.max_stdout_line + 1)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def cleanup_stale(self) -> None:
+        """Debugging plugins do not survive a daemon restart: forget any a crash left behind."""
+        with self.daemon.db.session() as s:
+            stale = list(s.execute(select(PluginRecord.unique_identifier)
+                                   .where(PluginRecord.installed == REMOTE)).scalars())
+            if stale:
+                s.execute(delete(Installation).where(Installation.unique_identifier.in_(stale)))
+                s.execute(delete(PluginRecord).where(PluginRecord.installed == REMOTE))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tenant = None
+        self.connections += 1
+        try:
+            if self.connections > self.settings.remote_installing_max_conn:
+                raise Refused(f"too many debugging connections (limit {self.settings.remote_installing_max_conn})")
+            tenant = await self._handshake(reader)
+            if self.per_tenant.get(tenant, 0) >= self.settings.remote_installing_max_per_tenant:
+                tenant_limit = self.settings.remote_installing_max_per_tenant
+                tenant = None
+                raise Refused(f"too many debugging plugins for this tenant (limit {tenant_limit})")
+            self.per_tenant[tenant] = self.per_tenant.get(tenant, 0) + 1
+            declaration, assets = await self._registration(reader)
+            identifier = self._register(tenant, declaration, assets)
+        except Refused as exc:
+            await self._refuse(writer, str(exc))
+            if tenant:
+                self.per_tenant[tenant] -= 1
+            self.connections -= 1
+            return
+        instance = RemoteInstance(Launch(identifier, declaration["_plugin_id"], self.daemon.settings.home,
+                                         self.daemon.settings.home, "", declaration), self.settings,
+                                  self.daemon.backwards.handle, writer=writer)
+        instance.state = "ready"
+        instance.last_output = time.monotonic()
+        instance.logs.append(f"[plugdock] debugging plugin connected for tenant {tenant}")
+        self.daemon.supervisor.instances[identifier] = instance
+        try:
+            await instance.read_protocol(reader)
+        finally:
+            await instance.stop()
+            self.daemon.supervisor.instances.pop(identifier, None)
+            self._unregister(identifier)
+            self.per_tenant[tenant] -= 1
+            self.connections -= 1
+
+    async def _handshake(self, reader: asyncio.StreamReader) -> str:
+        try:
+            line = await asyncio.wait_for(reader.readline(), self.settings.remote_installing_timeout)
+        except TimeoutError:
+            raise Refused(f"handshake failed, no handshake within {self.settings.remote_installing_timeout} s"
+                          ) from None
+        except (asyncio.LimitOverrunError, ValueError):
+            raise Refused("handshake failed, the first line is too long") from None
+        try:
+            message = json.loads(line)
+            key = message["data"]["key"] if message.get("type") == "handshake" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise Refused("handshake failed, expected {\"type\": \"handshake\", \"data\": {\"key\": ...}}") from None
+        owner = self.keys.get(str(key))
+        if owner is None or owner[1] < time.time():
+            raise Refused("handshake failed, invalid key")
+        return owner[0]
+
+    async def _registration(self, reader: asyncio.StreamReader) -> tuple[dict[str, Any], dict[str, bytes]]:
+        manifest: dict[str, Any] | None = None
+        providers: dict[str, Any] = {}
+        assets: dict[str, bytearray] = {}
+        total = 0
+        while True:
+            try:
+                line = await asyncio.wait_for(reader.readline(), self.settings.remote_installing_timeout)
+            except TimeoutError:
+                raise Refused(f"registration stalled: nothing for {self.settings.remote_installing_timeout} s"
+                              ) from None
+            except (asyncio.LimitOverrunError, ValueError):
+                raise Refused("registration failed, a line is over the size limit") from None
+            if not line:
+                raise Refused("registration failed, the connection closed before end")
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+                kind, data = message["type"], message["data"]
+            except (ValueError, TypeError, KeyError):
+                raise Refused("registration failed, a line is not a {\"type\", \"data\"} JSON object") from None
+            if kind == "manifest_declaration":
+                if manifest is not None or not isinstance(data, dict):
+                    raise Refused("registration failed, manifest_declaration must be one object, sent once")
+                manifest = data
+            elif kind in DECLARATION_KINDS:
+                if DECLARATION_KINDS[kind] in providers or not isinstance(data, list) or not data:
+                    raise Refused(f"registration failed, {kind} must be a non-empty list, sent once")
+                providers[DECLARATION_KINDS[kind]] = data[0]
+            elif kind == "asset_chunk":
+                chunk = base64.b64decode(str(data.get("data", "")))
+                total += len(chunk)
+                if total > MAX_ASSETS:
+                    raise Refused(f"registration failed, assets exceed {MAX_ASSETS} bytes")
+                assets.setdefault(str(data.get("filename")), bytearray()).extend(chunk)
+            elif kind == "end":
+                break
+            else:
+                raise Refused(f"registration failed, unknown message type {kind!r}")
+        if manifest is None:
+            raise Refused("registration failed, no manifest_declaration was sent")
+        if not providers:
+            raise Refused("registration failed, at least one provider declaration is required")
+        try:
+            parsed = PluginManifest.model_validate(manifest)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise Refused(f"registration failed, invalid manifest: {where}: {first['msg']}") from None
+        declaration = {**manifest, **providers, "_plugin_id": parsed.plugin_id}
+        return declaration, {k: bytes(v) for k, v in assets.items()}
+
+    def _register(self, tenant: str, declaration: dict[str, Any], assets: dict[str, bytes]) -> str:
+        plugin_id = declaration["_plugin_id"]
+        public = {k: v for k, v in declaration.items() if k != "_plugin_id"}
+        checksum = hashlib.sha256(json.dumps(public, sort_keys=True).encode() + tenant.encode()).hexdigest()
+        identifier = f"{plugin_id}:{public.get('version')}@{checksum}"
+        self.daemon.installer._remap_assets(public, assets)
+        public["verified"] = False
+        with self.daemon.db.session() as s:
+            existing = s.execute(select(Installation).where(Installation.tenant_id == tenant,
+                                                            Installation.plugin_id == plugin_id)).scalar_one_or_none()
+            if existing is not None:
+                raise Refused(f"plugin {plugin_id} is already installed for this tenant ({existing.runtime_type}); "
+                              "uninstall it to debug it")
+            s.merge(PluginRecord(unique_identifier=identifier, plugin_id=plugin_id, declaration=public,
+                                 installed=REMOTE))
+            s.add(Installation(tenant_id=tenant, plugin_id=plugin_id, unique_identifier=identifier,
+                               runtime_type="remote", source="remote", meta={}))
+        declaration["_identifier"] = identifier
+        return identifier
+
+    def _unregister(self, identifier: str) -> None:
+        with self.daemon.db.session() as s:
+            s.execute(delete(Installation).where(Installation.unique_identifier == identifier))
+            s.execute(delete(PluginRecord).where(PluginRecord.unique_identifier == identifier,
+                                                 PluginRecord.installed == REMOTE))
+
+    @staticmethod
+    async def _refuse(writer: asyncio.StreamWriter, message: str) -> None:
+        try:
+            writer.write(message.encode() + b"\n")
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
