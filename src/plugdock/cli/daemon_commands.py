@@ -89,30 +89,42 @@ def _data(response: Any) -> Any:
 @click.option("--key", envvar="PLUGDOCK_SERVER_KEY", required=True, help="The daemon's server key.")
 @click.option("--tenant", default="default", show_default=True)
 def install(package: Path, daemon_url: str, key: str, tenant: str) -> None:
-    """Upload PACKAGE to a daemon and install it, showing the install task's progress."""
+    """Upload PACKAGE (a .difypkg, or a bundle) to a daemon and install it, showing the progress of each plugin."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
+    from plugdock.packaging.archive import PackageArchive
+    from plugdock.schema.yaml_source import load_yaml
+
+    data = package.read_bytes()
+    head = load_yaml(PackageArchive.open(data, max_size=len(data) * 2 + 1024).read("manifest.yaml") or b"",
+                     "manifest.yaml").data
     with _client(daemon_url, key) as client:
-        uploaded = _data(client.post(f"/plugin/{tenant}/management/install/upload/package",
-                                     files={"dify_pkg": (package.name, package.read_bytes())}))
-        identifier = uploaded["unique_identifier"]
-        started = _data(client.post(f"/plugin/{tenant}/management/install/identifiers",
-                                    json={"plugin_unique_identifiers": [identifier], "source": "package",
-                                          "metas": [{}]}))
-        if started["all_installed"]:
-            click.echo(f"{identifier} is already installed")
-            return
+        if isinstance(head, dict) and head.get("type") == "bundle":
+            started = _data(client.post(f"/plugin/{tenant}/management/install/bundle",
+                                        files={"dify_bundle": (package.name, data)}))
+        else:
+            uploaded = _data(client.post(f"/plugin/{tenant}/management/install/upload/package",
+                                         files={"dify_pkg": (package.name, data)}))
+            started = _data(client.post(f"/plugin/{tenant}/management/install/identifiers", json={
+                "plugin_unique_identifiers": [uploaded["unique_identifier"]], "source": "package", "metas": [{}]}))
+            if started["all_installed"]:
+                click.echo(f"{uploaded['unique_identifier']} is already installed")
+                return
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
-            bar = progress.add_task(f"installing {identifier}")
+            bar = progress.add_task("installing")
             while True:
                 task = _data(client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}"))
-                progress.update(bar, description=f"{identifier}: {task['plugins'][0]['message'] or task['status']}")
+                lines = [f"{p['plugin_id']}: {p['message'] or p['status']}" for p in task["plugins"]]
+                progress.update(bar, description=f"[{task['completed_plugins']}/{task['total_plugins']}] "
+                                                 + " | ".join(lines))
                 if task["status"] in ("success", "failed"):
                     break
                 time.sleep(0.3)
+    for plugin in task["plugins"]:
+        mark = "installed" if plugin["status"] == "success" else f"FAILED: {plugin['message']}"
+        click.echo(f"{plugin['plugin_unique_identifier']}: {mark}")
     if task["status"] == "failed":
-        raise PlugdockError(f"install failed: {task['plugins'][0]['message']}")
-    click.echo(f"installed {identifier}")
+        raise PlugdockError("the install failed (see above)")
 
 
 @click.command()

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from plugdock.errors import SignatureError
 from plugdock.packaging.archive import DEFAULT_MAX_SIZE, PackageArchive
-from plugdock.packaging.build import build_package, collect_files
+from plugdock.packaging.build import build_bundle, build_package, collect_files, is_bundle
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.signature import (
     CATEGORIES,
@@ -40,8 +40,13 @@ def parse_size(text: str) -> int:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the package.")
 @click.option("--max-size", default="50M", show_default=True, help="Largest uncompressed size allowed.")
 def package(directory: Path, output: Path | None, max_size: str) -> None:
-    """Validate DIRECTORY and pack it into a deterministic .difypkg."""
+    """Validate DIRECTORY and pack it into a deterministic .difypkg (or .difybndl for a bundle)."""
     limit = parse_size(max_size)
+    if is_bundle(directory):
+        target = output or Path(f"{directory.resolve().name}.difybndl")
+        target.write_bytes(build_bundle(directory, max_size=limit * 12))
+        click.secho(f"packaged bundle {target}", fg="green", err=True)
+        return
     total = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file() and ".git" not in f.parts)
     if total > PROGRESS_THRESHOLD and os.isatty(2):
         with Progress(TextColumn("packing"), BarColumn(), DownloadColumn(), transient=True) as bar:

@@ -480,7 +480,8 @@ def plugin_files(answers: PluginAnswers) -> dict[str, str]:
         "created_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     files: dict[str, str] = {"_assets/icon.svg": ICON, ".difyignore": DIFYIGNORE}
-    if answers.kind == "bundle":
+    if answers.kind == "bundle":  # a bundle carries packages: keep them
+        files[".difyignore"] = DIFYIGNORE.replace("*.difypkg\n", "")
         files["manifest.yaml"] = BUNDLE_MANIFEST
         files["README.md"] = f"# {label}\n\nA bundle of Dify plugins.\n"
     else:

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from plugdock import __version__
 from plugdock.daemon import envelope
 from plugdock.daemon.backwards import BackwardsRouter
+from plugdock.daemon.bundles import install_bundle, read_bundle
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.debugging import DebugServer
@@ -244,6 +245,39 @@ def create_app(settings: Settings) -> FastAPI:
         decoded = await asyncio.to_thread(daemon().installer.decode, data, verify_signature.lower() == "true")
         return envelope.success({"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration,
                                  "verification": decoded.verification})
+
+    @app.post(prefix + "/install/upload/bundle")
+    async def upload_bundle(tenant_id: str, dify_bundle: UploadFile = File(...),  # noqa: B008
+                            verify_signature: str = Form("false")) -> dict[str, Any]:
+        """The official route: decode a bundle and list its members (package members are uploaded)."""
+        limit = settings.max_package_size * 12
+        data = await dify_bundle.read(limit + 1)
+        if len(data) > limit:
+            raise PackageError(f"bundle is over the {limit}-byte limit (MAX_BUNDLE_PACKAGE_SIZE)")
+        bundle, archive = read_bundle(data, settings)
+        out: list[dict[str, Any]] = []
+        for dep in bundle.dependencies:
+            value = dep.value.to_data()
+            if dep.type == "package":
+                member = archive.read(dep.value.path) or archive.read(f"_assets/{dep.value.path}")
+                if member is None:
+                    raise PackageError(f"package {dep.value.path!r} is not inside the bundle")
+                decoded = await asyncio.to_thread(daemon().installer.decode, member,
+                                                  verify_signature.lower() == "true")
+                value = {"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration}
+            out.append({"type": dep.type, "value": value})
+        return envelope.success(out)
+
+    @app.post(prefix + "/install/bundle")
+    async def install_bundle_route(tenant_id: str, dify_bundle: UploadFile = File(...),  # noqa: B008
+                                   verify_signature: str = Form("false")) -> dict[str, Any]:
+        """plugdock's own: fetch every member (bundle, marketplace, GitHub) and install all in one task."""
+        limit = settings.max_package_size * 12
+        data = await dify_bundle.read(limit + 1)
+        if len(data) > limit:
+            raise PackageError(f"bundle is over the {limit}-byte limit (MAX_BUNDLE_PACKAGE_SIZE)")
+        return envelope.success(await install_bundle(daemon().installer, settings, tenant_id, data,
+                                                     verify_signature.lower() == "true"))
 
     @app.post(prefix + "/install/identifiers")
     async def install_identifiers(tenant_id: str, body: IdentifiersBody) -> dict[str, Any]:

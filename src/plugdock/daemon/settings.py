@@ -51,6 +51,8 @@ class Settings:
     remote_installing_max_conn: int = 256
     remote_installing_max_per_tenant: int = 16
     remote_installing_timeout: int = 10
+    marketplace_url: str = "https://marketplace.dify.ai"
+    github_url: str = "https://github.com"
     endpoint_max_body: int = 10 * 1024 * 1024
     public_url: str = ""
     sources: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "remote_installing_port": ("PLUGIN_REMOTE_INSTALLING_PORT",),
     "remote_installing_max_conn": ("PLUGIN_REMOTE_INSTALLING_MAX_CONN",),
     "remote_installing_timeout": ("PLUGDOCK_REMOTE_INSTALLING_TIMEOUT",),
+    "marketplace_url": ("MARKETPLACE_API_URL", "PLUGDOCK_MARKETPLACE_URL"),
+    "github_url": ("PLUGDOCK_GITHUB_URL",),
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),

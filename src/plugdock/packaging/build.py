@@ -77,6 +77,29 @@ def write_zip(files: list[tuple[str, bytes]], comment: bytes = b"", progress: Pr
     return buffer.getvalue()
 
 
+def is_bundle(root: Path) -> bool:
+    from plugdock.schema.yaml_source import load_yaml
+
+    manifest = root / "manifest.yaml"
+    data = load_yaml(manifest.read_bytes(), "manifest.yaml").data if manifest.exists() else None
+    return isinstance(data, dict) and data.get("type") == "bundle"
+
+
+def build_bundle(root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE * 12) -> bytes:
+    """A bundle (``type: bundle`` manifest plus the packages it carries) as a deterministic zip."""
+    from plugdock.schema.bundle_loader import load_bundle
+
+    root = Path(root)
+    bundle, problems = load_bundle(DirectorySource(root, exclude=ignore_filter(root)))
+    if bundle is None or any(p.is_error for p in problems):
+        raise ValidationFailed(f"{root}: the bundle has errors", problems)
+    files = collect_files(root)
+    total = sum(len(c) for _, c in files)
+    if total > max_size:
+        raise PackageLimitExceeded(f"bundle is {total} bytes uncompressed, over the {max_size}-byte limit")
+    return write_zip(sorted(files))
+
+
 def build_package(
     root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: ProgressFn | None = None
 ) -> BuiltPackage:
