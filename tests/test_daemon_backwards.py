@@ -156,3 +156,24 @@ def test_no_host_configured(tmp_path: Path) -> None:
         assert "no host application configured" in event["message"]
     finally:
         d.stop()
+
+
+def test_agent_blobs_are_reassembled(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path / "home").start()
+    try:
+        agent = make_plugin(tmp_path / "blobby", kind="agent-strategy", name="blobby")
+        (agent / "strategies" / "blobby.py").write_text(
+            "from plugdock.sdk import AgentStrategy\n\n\nclass B(AgentStrategy):\n"
+            "    def _invoke(self, parameters):\n"
+            "        yield self.create_blob_message(bytes(range(256)) * 100, meta={'mime_type': 'a/b'})\n"
+            "        yield self.create_text_message('done')\n")
+        d.install(agent)
+        events = d.dispatch("agent_strategy/invoke", "tester/blobby", {
+            "agent_strategy_provider": "blobby", "agent_strategy": "blobby", "agent_strategy_params": {}})
+        import base64
+
+        assert [e["data"]["type"] for e in events] == ["blob", "text"]
+        assert base64.b64decode(events[0]["data"]["message"]["blob"]) == bytes(range(256)) * 100
+        assert events[0]["data"]["meta"] == {"mime_type": "a/b"}
+    finally:
+        d.stop()

@@ -32,7 +32,7 @@ from plugdock.daemon.bundles import install_bundle, read_bundle
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.debugging import DebugServer
-from plugdock.daemon.dispatch import DISPATCH_ROUTES
+from plugdock.daemon.dispatch import DISPATCH_ROUTES, BlobAssembler, BlobTooLarge
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.installer import Installer, NotFound
@@ -538,6 +538,7 @@ def create_app(settings: Settings) -> FastAPI:
         def line(obj: dict[str, Any]) -> bytes:
             return b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
 
+        blobs = BlobAssembler() if data.get("type") == "agent_strategy" else None
         try:
             instance = await d.supervisor.ready(identifier)
             messages = instance.request(tenant_id, data, env, deadline=deadline).__aiter__()
@@ -554,7 +555,17 @@ def create_app(settings: Settings) -> FastAPI:
                     await messages.aclose()  # type: ignore[attr-defined]
                     return
                 if message.get("type") == "stream":
-                    yield line(envelope.success(message.get("data")))
+                    chunk = message.get("data")
+                    if blobs is not None and isinstance(chunk, dict) and chunk.get("type") == "blob_chunk":
+                        try:
+                            chunk = blobs.add(chunk)
+                        except BlobTooLarge as exc:
+                            yield line(envelope.error_body(500, exc.message, "PluginDaemonInvokeError"))
+                            await messages.aclose()  # type: ignore[attr-defined]
+                            return
+                        if chunk is None:
+                            continue
+                    yield line(envelope.success(chunk))
                 elif message.get("type") == "error":
                     yield line(envelope.plugin_error_body(message.get("data") or {}))
                     await messages.aclose()  # type: ignore[attr-defined]

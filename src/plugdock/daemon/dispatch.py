@@ -1,6 +1,15 @@
-"""Dispatch routes: ``/plugin/{tenant}/dispatch/<route>`` -> (access type, action) of the plugin protocol."""
+"""Dispatch routes: ``/plugin/{tenant}/dispatch/<route>`` -> (access type, action) of the plugin protocol,
+and the reassembly of blob chunks an agent strategy streams (the host expects whole blobs from agents)."""
 
 from __future__ import annotations
+
+import base64
+from typing import Any
+
+from plugdock.errors import PlugdockError
+
+MAX_BLOB = 15 * 1024 * 1024
+MAX_BLOB_CHUNK = 8192
 
 DISPATCH_ROUTES: dict[str, tuple[str, str]] = {
     "tool/invoke": ("tool", "invoke_tool"),
@@ -28,3 +37,30 @@ DISPATCH_ROUTES: dict[str, tuple[str, str]] = {
     "oauth/refresh_credentials": ("oauth", "refresh_credentials"),
     "dynamic_select/fetch_parameter_options": ("dynamic_parameter", "fetch_parameter_options"),
 }
+
+
+class BlobTooLarge(PlugdockError):
+    code = "blob_too_large"
+
+
+class BlobAssembler:
+    """Collects ``blob_chunk`` messages by id and gives back one ``blob`` message when a blob ends."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, bytearray] = {}
+
+    def add(self, chunk: dict[str, Any]) -> dict[str, Any] | None:
+        message = chunk.get("message") or {}
+        blob_id = str(message.get("id"))
+        piece = base64.b64decode(message.get("blob") or "")
+        if len(piece) > MAX_BLOB_CHUNK:
+            raise BlobTooLarge(f"a blob chunk of {len(piece)} bytes is over the {MAX_BLOB_CHUNK}-byte chunk limit")
+        buffer = self.parts.setdefault(blob_id, bytearray())
+        buffer.extend(piece)
+        if len(buffer) > MAX_BLOB:
+            del self.parts[blob_id]
+            raise BlobTooLarge(f"a blob from the agent strategy is over the {MAX_BLOB}-byte file limit")
+        if not message.get("end"):
+            return None
+        data = bytes(self.parts.pop(blob_id))
+        return {"type": "blob", "message": {"blob": base64.b64encode(data).decode()}, "meta": chunk.get("meta")}
