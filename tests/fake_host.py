@@ -30,9 +30,10 @@ class FakeHost:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                body = json.loads(raw) if self.path.startswith("/inner/") else {"raw": len(raw)}
                 host.calls.append((self.path, body))
-                if self.headers.get("X-Inner-Api-Key") != INNER_KEY:
+                if self.path.startswith("/inner/") and self.headers.get("X-Inner-Api-Key") != INNER_KEY:
                     self._send(401, b'{"error": "unauthorized"}', "application/json")
                 elif self.path == "/inner/api/invoke/app":
                     frames = b"".join(frame({"data": {"event": "message", "answer": word}, "error": ""})
@@ -41,6 +42,12 @@ class FakeHost:
                 elif self.path == "/inner/api/invoke/summary":
                     self._send(200, json.dumps({"data": {"summary": body["text"][:10]}, "error": ""}).encode(),
                                "application/json")
+                elif self.path == "/inner/api/upload/file/request":
+                    url = f"http://127.0.0.1:{self.server.server_port}/files/upload"
+                    self._send(200, json.dumps({"data": {"url": url}, "error": ""}).encode(), "application/json")
+                elif self.path == "/files/upload":
+                    self._send(201, json.dumps({"id": "file-1", "name": "a.txt", "size": 3, "extension": "txt",
+                                                "mime_type": "text/plain"}).encode(), "application/json")
                 elif self.path == "/inner/api/invoke/question-classifier":
                     self._send(200, json.dumps({"data": {"class_name": "greeting"}, "error": ""}).encode(),
                                "application/json")

@@ -54,6 +54,13 @@ class Caller(Tool):
         elif what == "llm":
             for chunk in self.session.model.llm.invoke({"provider": "x", "model": "m", "mode": "chat"}, []):
                 yield self.create_text_message("unreached")
+        elif what == "upload":
+            uploaded = self.session.file.upload("a.txt", b"abc", "text/plain")
+            yield self.create_text_message(uploaded.id)
+        elif what == "unknown_model":
+            for chunk in self.session.model.llm.invoke({"provider": "nobody/none/none", "model": "m", "mode": "chat"},
+                                                      []):
+                yield self.create_text_message("unreached")
         elif what == "loop":
             for message in self.session.tool.invoke_builtin_tool("caller", "caller", {"what": "loop"}):
                 yield message
@@ -84,7 +91,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, services: tuple[FakeOpenAI,
     manifest = caller / "manifest.yaml"
     manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
                                                      "    tool:\n      enabled: true\n    app:\n      enabled: true\n"
-                                                     "    node:\n      enabled: true"))
+                                                     "    node:\n      enabled: true\n    model:\n      enabled: true\n"
+                                                     "      llm: true"))
     for root in (model, agent, caller, EXAMPLES / "echo_tool"):
         d.install(root)
     d.data(d.client.post("/plugin/t1/management/credentials", json={
@@ -127,12 +135,28 @@ def test_app_and_node_calls_go_to_the_host(daemon: DaemonProcess, services: tupl
     assert classified["data"]["message"]["json_object"] == {"class_name": "greeting"}
 
 
-def test_missing_permission_is_refused(daemon: DaemonProcess) -> None:
-    (event,) = daemon.dispatch("tool/invoke", "tester/caller", {
-        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "llm"}})
+def test_missing_permission_is_refused(daemon: DaemonProcess, tmp_path: Path) -> None:
+    plain = make_plugin(tmp_path / "plain", name="plain")
+    (plain / "tools" / "plain.py").write_text(CALLER.replace("class Caller", "class Plain"))
+    daemon.install(plain)
+    (event,) = daemon.dispatch("tool/invoke", "tester/plain", {
+        "provider": "plain", "tool": "plain", "credentials": {}, "tool_parameters": {"what": "llm"}})
     inner = json.loads(json.loads(event["message"])["message"])
     assert inner["error_type"] == "BackwardsInvocationError"
     assert "permission denied, you need to enable model access" in inner["message"]
+
+
+def test_file_upload_and_unknown_provider(daemon: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
+    _, host = services
+    (uploaded,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "upload"}})
+    assert uploaded["data"]["message"]["text"] == "file-1"
+    assert ("/inner/api/upload/file/request", {"filename": "a.txt", "mimetype": "text/plain", "tenant_id": "t1",
+                                               "user_id": "u1", "type": "upload_file"}) in host.calls
+    (unknown,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "unknown_model"}})
+    message = json.loads(json.loads(unknown["message"])["message"])["message"]
+    assert "the host application answered 404" in message
 
 
 def test_loops_are_cut_at_the_depth_limit(daemon: DaemonProcess) -> None:
@@ -177,3 +201,40 @@ def test_agent_blobs_are_reassembled(tmp_path: Path) -> None:
         assert events[0]["data"]["meta"] == {"mime_type": "a/b"}
     finally:
         d.stop()
+
+
+def test_malformed_reverse_invocations_get_precise_errors() -> None:
+    """The router answers a plugin's bad invoke messages with an error and end, never a crash."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from plugdock.daemon.backwards import BackwardsRouter
+    from plugdock.daemon.settings import Settings
+    from plugdock.daemon.supervisor import _Waiting
+
+    sent: list[dict] = []
+
+    async def send(line: bytes) -> None:
+        sent.append(json.loads(line)["data"])
+
+    async def run() -> None:
+        waiting = _Waiting(asyncio.Queue(), "t1", "tool", "u1")
+        model_waiting = _Waiting(asyncio.Queue(), "t1", "model", "u1")
+        instance = SimpleNamespace(sessions={"s1": waiting, "s2": model_waiting}, send=send,
+                                   launch=SimpleNamespace(manifest={"resource": {"permission": {}}}, plugin_id="a/b"))
+        router = BackwardsRouter(SimpleNamespace(settings=Settings()))  # type: ignore[arg-type]
+        await router.handle(instance, "s1", {"type": "storage", "backwards_request_id": "r1"})  # type: ignore[arg-type]
+        await router.handle(instance, "s1", {"type": "teleport", "backwards_request_id": "r2",  # type: ignore[arg-type]
+                                             "request": {}})
+        await router.handle(instance, "s1", {"type": "storage", "backwards_request_id": "r3",  # type: ignore[arg-type]
+                                             "request": {"opt": "get", "key": "k"}})
+        await router.handle(instance, "s2", {"type": "tool", "backwards_request_id": "r4",  # type: ignore[arg-type]
+                                             "request": {}})
+
+    asyncio.run(run())
+    errors = [m["message"] for m in sent if m["event"] == "error"]
+    assert [m["event"] for m in sent].count("end") == 4
+    assert "malformed reverse invocation" in errors[0]
+    assert "unknown reverse invocation type 'teleport'" in errors[1]
+    assert "enable storage access" in errors[2]
+    assert errors[3] == "you can not invoke dify from model"
