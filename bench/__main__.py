@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import sdk_benchmarks
+from bench import daemon_benchmarks, sdk_benchmarks
 from bench.stats import Figure
 
 # name -> (function, baseline subject, target description)
@@ -20,6 +20,11 @@ BENCHMARKS: dict[str, tuple[Callable[[bool], list[Figure]], str, str]] = {
     "idle_memory": (lambda quick: sdk_benchmarks.idle_memory(1 if quick else 3), "official SDK", "ratio <= 0.5"),
     "stdio_round_trip": (lambda quick: sdk_benchmarks.stdio_round_trip(1 if quick else 3, 100 if quick else 2000),
                          "official SDK", "latency no worse; throughput ratio >= 1.5"),
+    "dispatch": (daemon_benchmarks.dispatch, "uvicorn echo", "throughput ratio >= 0.5"),
+    "streaming_models": (daemon_benchmarks.streaming_models, "official CI figure", "ms/op ratio <= 0.5"),
+    "install": (daemon_benchmarks.install, "uv alone", "first <= 1.2x uv; second < 2 s; after restart: no rebuild"),
+    "scale": (daemon_benchmarks.scale, "official SDK", "report; cold first call vs official SDK"),
+    "reverse": (daemon_benchmarks.reverse, "direct from the plugin", "report the overhead per reverse call"),
 }
 
 

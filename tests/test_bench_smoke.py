@@ -17,4 +17,9 @@ def test_bench_quick_runs_and_writes_results() -> None:
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| cold start | plugdock |" in proc.stdout and "| cold start | official SDK |" in proc.stdout
+    for row in ("| dispatch throughput (c=64) | plugdock daemon |", "| streaming LLM ms/op | plugdock daemon |",
+                "| install: first (new environment) | uv alone |",
+                "| scale 4: first call of a cold plugin | official SDK |",
+                "| reverse: LLM call | through the daemon |"):
+        assert row in proc.stdout, proc.stdout
     assert "results written to" in proc.stderr

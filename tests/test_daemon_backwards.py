@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench.fake_openai import API_KEY, OPENAI_LLM, FakeOpenAI
 
 from daemon_harness import DaemonProcess
 from fake_host import INNER_KEY, FakeHost
-from fake_openai import API_KEY, OPENAI_LLM, FakeOpenAI
 
 from conftest import make_plugin
 

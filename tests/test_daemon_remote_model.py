@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench.fake_openai import API_KEY, OPENAI_LLM, FakeOpenAI
 
 from daemon_harness import DaemonProcess
-from fake_openai import API_KEY, OPENAI_LLM, FakeOpenAI
 
 from conftest import make_plugin
 

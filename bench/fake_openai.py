@@ -12,6 +12,7 @@ API_KEY = "sk-test"
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small chunked writes would otherwise wait ~40 ms for a delayed ACK
     chunks = 5
 
     def log_message(self, *args: Any) -> None:
@@ -36,9 +37,22 @@ class _Handler(BaseHTTPRequestHandler):
         question = body["messages"][-1]["content"]
         words = [f"{question}:{i}" for i in range(int(body.get("n_chunks", self.chunks)))]
         if not body.get("stream"):
-            self._json(200, {"id": "c1", "object": "chat.completion", "model": body["model"], "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 3, "completion_tokens": len(words), "total_tokens": 3 + len(words)}})
+            self._json(
+                200,
+                {
+                    "id": "c1",
+                    "object": "chat.completion",
+                    "model": body["model"],
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": len(words), "total_tokens": 3 + len(words)},
+                },
+            )
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -50,16 +64,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
 
         for i, word in enumerate(words):
-            send(json.dumps({"id": "c1", "object": "chat.completion.chunk", "model": body["model"], "choices": [
-                {"index": 0, "delta": {"content": (" " if i else "") + word}, "finish_reason": None}]}))
+            send(
+                json.dumps(
+                    {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "delta": {"content": (" " if i else "") + word}, "finish_reason": None}
+                        ],
+                    }
+                )
+            )
         send("[DONE]")
         self.wfile.write(b"0\r\n\r\n")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # 100 streams may connect at once
+
+
+def serve_forever(port: int) -> None:
+    """Serve on ``port`` until killed (the benchmarks run the API in a process of its own)."""
+    _Server(("127.0.0.1", port), _Handler).serve_forever()
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -68,7 +101,7 @@ class FakeOpenAI:
         self.server.server_close()
 
 
-OPENAI_LLM = '''
+OPENAI_LLM = """
 import json
 from collections.abc import Generator
 
@@ -139,4 +172,4 @@ class OpenAICompatible(LargeLanguageModel):
     def _invoke_error_mapping(self):
         return {InvokeAuthorizationError: [AuthError], InvokeConnectionError: [httpx.ConnectError],
                 InvokeBadRequestError: [HttpStatusError]}
-'''
+"""

@@ -1,0 +1,204 @@
+"""Processes the daemon benchmarks start: a plugdock daemon, a bare uvicorn echo, a loopback LLM API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from plugdock.packaging.build import build_package
+
+KEY = "bench-key"
+
+ECHO_APP = """
+import json
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+
+async def echo(request):
+    body = await request.body()
+    return Response(b"data: " + json.dumps({"code": 0, "message": "success", "data": json.loads(body or b"{}")}
+                                          ).encode() + b"\\n\\n", media_type="text/event-stream")
+
+app = Starlette(routes=[Route("/echo", echo, methods=["POST"])])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class Daemon:
+    def __init__(self, home: Path | None = None, **env: str) -> None:
+        self.home = home or Path(tempfile.mkdtemp(prefix="plugdock-bench-home-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PLUGDOCK_HOME": str(self.home),
+            "SERVER_KEY": KEY,
+            "SERVER_PORT": str(self.port),
+            "FORCE_VERIFYING_SIGNATURE": "false",
+            "PLUGIN_REMOTE_INSTALLING_PORT": "0",
+            **env,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "plugdock", "serve"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_http(f"{self.url}/health/check")
+        self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=600)
+
+    def install(self, folder: Path, tenant: str = "t1") -> tuple[str, float]:
+        started = time.perf_counter()
+        package = build_package(folder).data
+        uploaded = self.client.post(
+            f"/plugin/{tenant}/management/install/upload/package", files={"dify_pkg": ("p.difypkg", package)}
+        ).json()["data"]
+        task = self.client.post(
+            f"/plugin/{tenant}/management/install/identifiers",
+            json={"plugin_unique_identifiers": [uploaded["unique_identifier"]], "source": "bench"},
+        ).json()["data"]
+        while task.get("task_id"):
+            status = self.client.get(f"/plugin/{tenant}/management/install/tasks/{task['task_id']}").json()["data"]
+            if status["status"] == "success":
+                break
+            if status["status"] == "failed":
+                raise RuntimeError(status["plugins"][0]["message"])
+            time.sleep(0.05)
+        return uploaded["unique_identifier"], time.perf_counter() - started
+
+    def rss(self) -> float:
+        from bench.stats import memory_of
+
+        return memory_of(self.proc.pid)[0]
+
+    def plugin_rss(self) -> float:
+        from bench.stats import memory_of
+
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
+        total = 0.0
+        for pid in out.stdout.split():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                total += memory_of(int(pid))[0]
+        return total
+
+    def plugin_count(self) -> int:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False)
+        return len(out.stdout.split())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _wait_post(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(url, json={}, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+class ApiServer:
+    """The loopback OpenAI-compatible API in a process of its own, so it never shares a GIL with the load."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        code = f"import bench.fake_openai as f; f.serve_forever({self.port})"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=Path(__file__).parent.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_post(f"{self.url}/chat/completions")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class EchoServer:
+    """The baseline: the least an ASGI server can do per request (uvicorn + Starlette, JSON echo as SSE)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="plugdock-bench-echo-"))
+        (self.dir / "echo_app.py").write_text(ECHO_APP)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "echo_app:app", "--port", str(self.port), "--log-level", "warning"],
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_post(f"{self.url}/echo")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+async def load(
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+) -> tuple[list[float], float, int]:
+    """POST ``total`` requests, ``concurrency`` at a time; each response read to its end.
+    Returns latencies (ms), elapsed seconds and the number of SSE data lines received."""
+    import asyncio
+
+    latencies: list[float] = []
+    lines = 0
+    queue = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=600) as client:
+
+        async def worker() -> None:
+            nonlocal lines
+            for _ in queue:
+                started = time.perf_counter()
+                async with client.stream("POST", url, json=body, headers=headers) as response:
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            lines += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - started, lines
