@@ -99,6 +99,7 @@ class PluginInstance:
 
     async def start(self) -> None:
         self.state, self.error = "starting", ""
+        self.last_used = time.monotonic()
         self._ready = asyncio.Event()
         self.logs.append(f"[plugdock] starting {self.launch.unique_identifier}")
         try:
@@ -122,6 +123,7 @@ class PluginInstance:
             raise PluginUnavailable(self._describe()) from None
         if self.state != "ready":
             raise PluginUnavailable(self._describe())
+        self.last_used = time.monotonic()  # a fresh start is a use: the idle reaper must not take it first
 
     def _describe(self) -> str:
         tail = " | ".join(list(self.logs)[-5:])
@@ -338,6 +340,9 @@ class Supervisor:
             now = time.monotonic()
             for instance in list(self.instances.values()):
                 if instance.state != "ready" or not instance.restartable:
+                    continue
+                starting = self._locks.get(instance.launch.unique_identifier)
+                if starting is not None and starting.locked():  # being (re)started for a caller right now
                     continue
                 if now - instance.last_output > self.settings.heartbeat_timeout:
                     instance._fail(f"no output or heartbeat for {self.settings.heartbeat_timeout} s; the plugin "
