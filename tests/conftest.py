@@ -42,3 +42,4 @@ def official_python() -> str:
         return _official_python()
     except EnvironmentError_ as exc:
         pytest.fail(str(exc))
+

@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def enterable(home: Path) -> None:
+    """Test homes live under pytest's private temp folders (mode 0700). As root, the default sandbox runs
+    each plugin as its own user, which must be able to enter the home: allow entering (not listing) the
+    folders above it, which belong to this test run alone."""
+    if os.geteuid() != 0:
+        return
+    home.mkdir(parents=True, exist_ok=True)
+    for folder in home.resolve().parents:
+        if folder == Path(tempfile.gettempdir()) or folder == folder.parent:
+            break
+        folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
+
+
 class DaemonProcess:
     def __init__(self, home: Path, **env: str) -> None:
+        enterable(home)
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -31,13 +31,16 @@ def _require_daemon_extra() -> None:
 @click.option("--print-config", is_flag=True, help="Show every setting, its value and where it came from; exit.")
 @click.option("--preinstall", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Plugin folder, folder of plugin folders, or .difypkg to install for tenant 'default' at start.")
+@click.option("--sandbox", type=click.Choice(["none", "process"]),
+              help="Plugin containment (PLUGDOCK_SANDBOX, default process): limits, no_new_privs and, as root, a "
+                   "uid per plugin.")
 def serve(host: str | None, port: int | None, home: Path | None, config_file: Path | None, db_url: str | None,
-          print_config: bool, preinstall: tuple[Path, ...]) -> None:
+          print_config: bool, preinstall: tuple[Path, ...], sandbox: str | None) -> None:
     """Run the plugin daemon (the official daemon's HTTP API)."""
     from plugdock.daemon.settings import load_settings
 
     settings = load_settings(config_file, {"host": host, "port": port, "home": home, "db_url": db_url,
-                                           "preinstall": [str(p) for p in preinstall] or None})
+                                           "preinstall": [str(p) for p in preinstall] or None, "sandbox": sandbox})
     if print_config:
         width = max(len(name) for name, _, _ in settings.describe())
         for name, value, source in settings.describe():
@@ -49,12 +52,17 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
     from plugdock.daemon.app import create_app
 
     base = f"http://{settings.host}:{settings.port}"
-    click.echo(f"plugdock daemon on {base}  (home {settings.home}, database {settings.database_url})", err=True)
-    click.echo(f"API key: {settings.server_key}", err=True)
+    click.echo(f"plugdock daemon on {base}  (home {settings.home}, database {settings.database_shown})", err=True)
+    # The key itself never goes to a log: say where it is.
+    source = settings.sources.get("server_key", "")
+    key_file = settings.home / "server.key"
+    key_shell = f"$(cat {key_file})" if "generated" in source else "$SERVER_KEY"
+    click.echo(f"API key: {'in ' + str(key_file) if 'generated' in source else 'from ' + source}", err=True)
+    click.echo(f"sandbox: {settings.sandbox}", err=True)
     if settings.preinstall:
         click.echo("try it, once the examples are installed:", err=True)
-        click.echo(f"  curl -N -X POST {base}/plugin/default/dispatch/tool/invoke -H 'X-Api-Key: "
-                   f"{settings.server_key}' -H 'X-Plugin-ID: plugdock/echo_tool' -H 'Content-Type: application/json'"
+        click.echo(f"  curl -N -X POST {base}/plugin/default/dispatch/tool/invoke -H \"X-Api-Key: "
+                   f"{key_shell}\" -H 'X-Plugin-ID: plugdock/echo_tool' -H 'Content-Type: application/json'"
                    " -d '{\"user_id\":\"me\",\"data\":{\"provider\":\"echo_tool\",\"tool\":\"echo_tool\","
                    "\"credentials\":{},\"tool_parameters\":{\"text\":\"hello\"}}}'", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")

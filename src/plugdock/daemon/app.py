@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from plugdock import __version__
 from plugdock.daemon import envelope
 from plugdock.daemon.backwards import BackwardsRouter
+from plugdock.daemon.body_limit import BodyLimit
 from plugdock.daemon.bundles import install_bundle, read_bundle
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
@@ -38,6 +39,7 @@ from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.installer import Installer, NotFound
 from plugdock.daemon.kvstore import KVStore
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
+from plugdock.daemon.sandbox import Sandbox
 from plugdock.daemon.secrets_box import SecretBox, mask, secret_fields
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.supervisor import PluginUnavailable, Supervisor
@@ -57,14 +59,20 @@ class Daemon:
         self.kv = KVStore(self.db)
         self.box = SecretBox(settings.home)
         self.credentials = CredentialStore(self.db, self.box)
-        self.envs = EnvironmentManager(settings.home, self.db, settings.uv_index_url)
+        self.sandbox = Sandbox(settings.home, settings.sandbox, settings.sandbox_uid_base,
+                               settings.plugin_max_open_files, settings.plugin_max_processes)
+        self.sandbox.lock_down_home()
+        self.envs = EnvironmentManager(settings.home, self.db, settings.uv_index_url, self.sandbox)
         self.backwards = BackwardsRouter(self)
-        self.supervisor = Supervisor(settings, self.backwards.handle)
+        self.supervisor = Supervisor(settings, self.backwards.handle, self.sandbox)
         self.installer = Installer(settings, self.db, self.envs, self.supervisor)
         self.debugging = DebugServer(self) if settings.remote_installing_enabled else None
         self.active_requests = 0
 
     async def start(self) -> None:
+        left = self.sandbox.kill_leftovers_of_previous_run()
+        if left:
+            sys.stderr.write(f"plugdock: killed {left} plugin process(es) a previous run of this home left behind\n")
         self.installer.interrupted_tasks()
         self.installer.restore()
         self.supervisor.start_watchdog()
@@ -190,19 +198,18 @@ def create_app(settings: Settings) -> FastAPI:
     def daemon() -> Daemon:
         return daemon_holder["d"]
 
+    # a package upload is the largest legitimate body; a little room for the form around it
+    app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE")
+
     # -- cross-cutting ---------------------------------------------------------------------------------
     @app.middleware("http")
     async def auth_and_limits(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        if path.startswith(("/plugin/", "/v2/")):
+        if not (path == "/health/check" or path == "/e" or path.startswith("/e/")):  # public: health, endpoints
             given = request.headers.get("x-api-key", "")
             if not hmac.compare_digest(given.encode(), settings.server_key.encode()):
                 return envelope.error(401, "unauthorized: the X-Api-Key header does not match the server key",
                                       "PluginDaemonUnauthorizedError")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_package_size + 1024 * 1024:
-            return envelope.error(400, f"request body of {length} bytes is over the {settings.max_package_size}-"
-                                       "byte limit (MAX_PLUGIN_PACKAGE_SIZE)", "PluginDaemonBadRequestError")
         return await call_next(request)  # type: ignore[no-any-return]
 
     @app.exception_handler(PlugdockError)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from plugdock.daemon.db import Database
 from plugdock.daemon.models import Environment
+from plugdock.daemon.sandbox import Sandbox
 from plugdock.errors import PlugdockError
 
 Progress = Callable[[str], None]
@@ -126,7 +127,8 @@ def plugdock_wheels(home: Path) -> tuple[Path | None, str]:
 
 
 class EnvironmentManager:
-    def __init__(self, home: Path, db: Database, index_url: str = "") -> None:
+    def __init__(self, home: Path, db: Database, index_url: str = "", sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
         self.root = home / "envs"
         self.root.mkdir(parents=True, exist_ok=True)
         self.home = home
@@ -147,7 +149,10 @@ class EnvironmentManager:
         needs_plugdock = any(line.strip().lower().startswith("plugdock")
                              for line in requirements.decode("utf-8", "replace").splitlines())
         wheels, wheel_key = plugdock_wheels(self.home) if needs_plugdock else (None, "")
-        env_id = self.key(requirements, python_version, wheel_key)
+        interpreter = find_interpreter(python_version)
+        if self.sandbox is not None:  # confined plugin users must be able to run it
+            interpreter = self.sandbox.reachable_interpreter(interpreter)
+        env_id = self.key(requirements, python_version, f"{wheel_key}\0{interpreter}")
         with self._locks_guard:
             lock = self._locks.setdefault(env_id, threading.Lock())
         with lock:
@@ -157,7 +162,6 @@ class EnvironmentManager:
                 if row is not None and row.status == "ready" and (path / "bin" / "python").exists():
                     say(f"reusing environment {env_id[:12]} (same dependencies)")
                     return PythonEnv(env_id, path)
-            interpreter = find_interpreter(python_version)
             say(f"building environment {env_id[:12]} with Python {python_version}")
             self._build(path, interpreter, requirements, wheels, say)
             with self.db.session() as s:
@@ -179,6 +183,8 @@ class EnvironmentManager:
                 cmd += ["--index-url", self.index_url]
             say("installing dependencies with uv")
             self._run(cmd, "install the dependencies")
+        if self.sandbox is not None:
+            self.sandbox.make_readable(staging)
         shutil.rmtree(path, ignore_errors=True)
         os.replace(staging, path)
 

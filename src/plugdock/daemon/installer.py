@@ -207,6 +207,8 @@ class Installer:
             staging = directory.with_name(directory.name + ".part")
             shutil.rmtree(staging, ignore_errors=True)
             archive.extract_to(staging)
+            if self.envs.sandbox is not None:
+                self.envs.sandbox.make_readable(staging)
             os.replace(staging, directory)
         requirements = (directory / "requirements.txt").read_bytes() if (directory / "requirements.txt").exists() \
             else b""

@@ -55,11 +55,25 @@ class Settings:
     github_url: str = "https://github.com"
     endpoint_max_body: int = 10 * 1024 * 1024
     public_url: str = ""
+    sandbox: str = "process"  # "none" or "process": see plugdock.daemon.sandbox
+    sandbox_uid_base: int = 200000
+    plugin_max_open_files: int = 1024
+    plugin_max_processes: int = 256
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'plugdock.db'}"
+
+    @property
+    def database_shown(self) -> str:
+        """The database URL with its password masked, for logs."""
+        from sqlalchemy.engine import make_url
+
+        try:
+            return make_url(self.database_url).render_as_string(hide_password=True)
+        except Exception:  # an unparsable URL fails later with its own error; never echo it here
+            return "(unparsable database URL)"
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for ``--print-config``; secrets are masked."""
@@ -69,6 +83,8 @@ class Settings:
                 continue
             value = getattr(self, f.name)
             shown = "***" if f.name in SECRET_FIELDS and value else str(value)
+            if f.name == "db_url" and value:
+                shown = self.database_shown
             if f.name == "db_url" and not value:
                 shown = f"(sqlite) {self.database_url}"
             out.append((f.name, shown, self.sources.get(f.name, "default")))
@@ -106,6 +122,10 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
+    "sandbox": ("PLUGDOCK_SANDBOX",),
+    "sandbox_uid_base": ("PLUGDOCK_SANDBOX_UID_BASE",),
+    "plugin_max_open_files": ("PLUGDOCK_PLUGIN_MAX_OPEN_FILES",),
+    "plugin_max_processes": ("PLUGDOCK_PLUGIN_MAX_PROCESSES",),
 }
 
 
@@ -167,6 +187,8 @@ def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None 
             key_file.write_text(settings.server_key)
             key_file.chmod(0o600)
             settings.sources["server_key"] = f"generated ({key_file})"
+    if settings.sandbox not in ("none", "process"):
+        raise PlugdockError(f"sandbox must be 'none' or 'process', not {settings.sandbox!r}")
     if settings.start_plugins not in ("lazy", "boot"):
         raise PlugdockError(f"start_plugins must be 'lazy' or 'boot', not {settings.start_plugins!r}")
     return settings

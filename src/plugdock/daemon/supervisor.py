@@ -2,7 +2,8 @@
 
 Each installed package runs as ``<env python> -m <entrypoint>`` in its own folder, as the official
 daemon runs it, but with an allow-listed environment (no daemon secrets), its own process group,
-and a parent-death signal so it dies with the daemon even when the daemon is SIGKILLed.
+a parent-death signal so it dies with the daemon even when the daemon is SIGKILLed, and the
+containment of :mod:`plugdock.daemon.sandbox` (own uid, limits, straggler hunting).
 """
 
 from __future__ import annotations
@@ -20,6 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plugdock.daemon.sandbox import (
+    MARKER,
+    Confinement,
+    Sandbox,
+    child_setup,
+    describe_exit,
+    limit_hint,
+    memory_note,
+    resident_memory,
+)
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 from plugdock.protocol.messages import request_line
@@ -33,16 +44,6 @@ class PluginUnavailable(PlugdockError):
     """The plugin could not be started or stopped answering; the message says why, with its last output."""
 
     code = "PluginDaemonInvokeError"
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the daemon dies; own process group for clean stops."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - non-Linux
-        pass
 
 
 @dataclass
@@ -80,18 +81,31 @@ class PluginInstance:
     last_output: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
     restarts: int = 0
+    sandbox: Sandbox | None = None
+    confinement: Confinement | None = None
     _ready: asyncio.Event | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _backwards: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def environment(self) -> dict[str, str]:
+    def environment(self, confinement: Confinement | None = None) -> dict[str, str]:
+        """The allow-list: what the protocol needs, a private home and temp folder, and what the operator names."""
         env_bin = str(self.launch.python.parent)
         private = self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
         (private / "tmp").mkdir(parents=True, exist_ok=True)
+        if confinement is not None and self.sandbox is not None:
+            self.sandbox.private_dir(confinement, private)
+            self.sandbox.restrict_code(confinement, self.launch.directory)
         env = {"PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin", "INSTALL_METHOD": "local",
                "HOME": str(private), "TMPDIR": str(private / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
                "PLUGIN_RUNTIME_MAX_BUFFER_SIZE": str(self.settings.max_stdout_line)}
+        if confinement is not None:
+            env[MARKER] = confinement.marker
+            if confinement.level == "process":
+                env["MALLOC_ARENA_MAX"] = "2"  # fewer malloc arenas: RSS closer to what the plugin really uses
+        library = self.sandbox.library_path(self.launch.python) if self.sandbox is not None else None
+        if library:
+            env["LD_LIBRARY_PATH"] = library
         for name in (*SAFE_ENV, *self.settings.pass_env):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -102,12 +116,18 @@ class PluginInstance:
         self.last_used = time.monotonic()
         self._ready = asyncio.Event()
         self.logs.append(f"[plugdock] starting {self.launch.unique_identifier}")
+        conf = None
+        if self.sandbox is not None:
+            conf = self.sandbox.confinement(self.launch.unique_identifier, self.launch.manifest)
+        self.confinement = conf
+        uid = conf.uid if conf is not None else None
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 str(self.launch.python), "-m", self.launch.entrypoint, cwd=self.launch.directory,
-                env=self.environment(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
-                limit=self.settings.max_stdout_line + 1,
+                env=self.environment(conf), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=child_setup(conf),
+                limit=self.settings.max_stdout_line + 1, user=uid, group=uid,
+                extra_groups=[] if uid is not None else None,
             )
         except OSError as exc:
             self._fail(f"could not launch {self.launch.python}: {exc}")
@@ -158,10 +178,27 @@ class PluginInstance:
         if proc is not None:  # leftover children of the plugin (its process group) go too
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            self.kill_stragglers()
         self.proc = None
         if self.state != "failed":
             self.state = "stopped"
         self._fail_sessions("the plugin was stopped")
+
+    def kill_stragglers(self) -> None:
+        """Children that left the process group (setsid, double fork) still carry the marker: kill them."""
+        if self.sandbox is not None and self.confinement is not None:
+            self.sandbox.kill_stragglers(self.confinement.marker, self.confinement.uid)
+
+    def over_memory(self) -> str | None:
+        """Why the plugin must be stopped for its memory use, if it must."""
+        conf = self.confinement
+        if conf is None or conf.memory is None or self.proc is None or self.proc.returncode is not None:
+            return None
+        used = resident_memory(self.proc.pid)
+        if used is None or used <= conf.memory:
+            return None
+        return (f"the plugin used {used // 2**20} MiB of memory, over its limit of {conf.memory // 2**20} MiB "
+                f"({memory_note(conf)}); it was stopped")
 
     def _fail_sessions(self, reason: str) -> None:
         for sid, waiting in list(self.sessions.items()):
@@ -229,6 +266,9 @@ class PluginInstance:
             self._backwards.add(task)
             task.add_done_callback(self._backwards.discard)
             return
+        if data.get("type") == "error" and isinstance(data.get("data"), dict):
+            error = data["data"]
+            error["message"] = limit_hint(str(error.get("message", "")), self.confinement)
         waiting.queue.put_nowait(data)
         if data.get("type") == "end":
             self.sessions.pop(session_id, None)
@@ -245,7 +285,9 @@ class PluginInstance:
         assert self.proc is not None
         code = await self.proc.wait()
         if self.state in ("starting", "ready"):
-            self._fail(f"the plugin process exited with code {code}")
+            await asyncio.sleep(0.05)  # let the stderr reader take the last lines, which may name the cause
+            self._fail(describe_exit(code, self.confinement, list(self.logs)[-20:]))
+            self.kill_stragglers()
 
     def alive(self) -> bool:
         return self.state == "ready" and self.proc is not None and self.proc.returncode is None
@@ -282,9 +324,10 @@ class PluginInstance:
 class Supervisor:
     """Owns every plugin process of the daemon."""
 
-    def __init__(self, settings: Settings, on_backwards: BackwardsHandler) -> None:
+    def __init__(self, settings: Settings, on_backwards: BackwardsHandler, sandbox: Sandbox | None = None) -> None:
         self.settings = settings
         self.on_backwards = on_backwards
+        self.sandbox = sandbox
         self.instances: dict[str, PluginInstance] = {}
         self._launches = asyncio.Semaphore(settings.max_concurrent_launches)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -293,7 +336,7 @@ class Supervisor:
     def register(self, launch: Launch) -> PluginInstance:
         instance = self.instances.get(launch.unique_identifier)
         if instance is None:
-            instance = PluginInstance(launch, self.settings, self.on_backwards)
+            instance = PluginInstance(launch, self.settings, self.on_backwards, sandbox=self.sandbox)
             self.instances[launch.unique_identifier] = instance
         return instance
 
@@ -334,9 +377,9 @@ class Supervisor:
         self._watch = asyncio.ensure_future(self._watchdog())
 
     async def _watchdog(self) -> None:
-        """Kill plugins that went silent (no output, heartbeats included) and stop idle ones."""
+        """Kill plugins that went silent or outgrew their memory limit, and stop idle ones."""
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
             now = time.monotonic()
             for instance in list(self.instances.values()):
                 if instance.state != "ready" or not instance.restartable:
@@ -344,7 +387,11 @@ class Supervisor:
                 starting = self._locks.get(instance.launch.unique_identifier)
                 if starting is not None and starting.locked():  # being (re)started for a caller right now
                     continue
-                if now - instance.last_output > self.settings.heartbeat_timeout:
+                too_big = instance.over_memory()
+                if too_big is not None:
+                    instance._fail(too_big)
+                    await instance.stop(grace=0)
+                elif now - instance.last_output > self.settings.heartbeat_timeout:
                     instance._fail(f"no output or heartbeat for {self.settings.heartbeat_timeout} s; the plugin "
                                    "was killed")
                     await instance.stop(grace=0.5)
