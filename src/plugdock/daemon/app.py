@@ -529,7 +529,8 @@ def create_app(settings: Settings) -> FastAPI:
         identifier = next((i.unique_identifier for i, _ in _installations(tenant_id) if i.plugin_id == plugin_id),
                           None)
         if identifier is None:
-            return envelope.error(404, "plugin not found", "PluginNotFoundError")
+            return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
+                                  "PluginNotFoundError")
         access_type, action = target
         data = {**body.data, "user_id": body.user_id, "type": access_type, "action": action}
         env = {"conversation_id": body.conversation_id, "message_id": body.message_id, "app_id": body.app_id,

@@ -12,10 +12,6 @@ Receive = Any
 Send = Any
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """ASGI middleware: refuse (413, in the daemon's error envelope) any body over ``limit`` bytes, by its
     declared length before reading, or by counting while it streams in."""
@@ -34,27 +30,30 @@ class BodyLimit:
             await self._refuse(send, int(declared))
             return
         received = 0
-        started = False
+        started = refused = False
 
         async def counting_receive() -> dict[str, Any]:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise _TooLarge
+                if received > self.limit and not started:
+                    # Answer now; to the app the client has gone away, and whatever it sends is dropped.
+                    refused = True
+                    await self._refuse(send, received)
+                    return {"type": "http.disconnect"}
             return message
 
         async def watching_send(message: dict[str, Any]) -> None:
             nonlocal started
+            if refused:
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, watching_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, received)
+        await self.app(scope, counting_receive, watching_send)
 
     async def _refuse(self, send: Send, size: int) -> None:
         body = json.dumps(envelope.error_body(
