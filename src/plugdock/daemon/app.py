@@ -22,6 +22,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -73,7 +74,12 @@ class Daemon:
         left = self.sandbox.kill_leftovers_of_previous_run()
         if left:
             sys.stderr.write(f"plugdock: killed {left} plugin process(es) a previous run of this home left behind\n")
-        self.installer.interrupted_tasks()
+        swept = self.installer.sweep_staging()
+        if swept:
+            sys.stderr.write(f"plugdock: removed {len(swept)} half-written folder(s) an interrupted run left\n")
+        interrupted = self.installer.interrupted_tasks()
+        if interrupted:
+            sys.stderr.write(f"plugdock: {interrupted} install task(s) were interrupted by a stop; marked failed\n")
         self.installer.restore()
         self.supervisor.start_watchdog()
         if self.debugging is not None:
@@ -220,6 +226,13 @@ def create_app(settings: Settings) -> FastAPI:
             return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
         return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
 
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        # the driver's own words (host, port, reason) without the statement or parameters
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+        return envelope.error(503, f"the database is unavailable: {reason}; the daemon retries on every request",
+                              "PluginDaemonInternalServerError")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
@@ -236,7 +249,9 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict[str, Any]:
         d = daemon()
         running = sum(1 for i in d.supervisor.instances.values() if i.alive())
-        return {"status": "ok", "version": __version__, "platform": "local", "pool_status": {
+        problem = await asyncio.to_thread(d.db.problem)
+        return {"status": "degraded" if problem else "ok", "database": problem or "ok",
+                "version": __version__, "platform": "local", "pool_status": {
             "installed": len(d.supervisor.instances), "running": running},
             "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +32,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # pre-ping: connections a database restart broke are replaced, so the daemon recovers by itself
+    timeout = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=timeout)
 
 
 def migrate(engine: Engine) -> None:
@@ -54,6 +57,15 @@ class Database:
         """A transaction: committed when the block ends, rolled back if it raises."""
         with self._sessions() as session, session.begin():
             yield session
+
+    def problem(self) -> str | None:
+        """Why the database cannot be reached right now (None when it answers), for the health check."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except OperationalError as exc:
+            return f"unavailable: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+        return None
 
     def close(self) -> None:
         self.engine.dispose()

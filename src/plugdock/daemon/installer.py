@@ -266,6 +266,17 @@ class Installer:
             raise PackageError(f"cannot upgrade {original} to {new}: they are different plugins")
         return self.create_task(tenant_id, [new], source, [meta], replaces=original)
 
+    def sweep_staging(self) -> list[str]:
+        """Remove half-written folders a crash left behind (extractions, environment builds, mirrors); what is
+        complete was moved into place by one rename, so anything still staged is garbage (called at start-up)."""
+        removed = []
+        for root, suffix in ((self.plugins, ".part"), (self.envs.root, ".building"),
+                             (self.settings.home / "interpreters", ".part")):
+            for staged in root.glob(f"*{suffix}") if root.is_dir() else ():
+                shutil.rmtree(staged, ignore_errors=True)
+                removed.append(str(staged))
+        return removed
+
     def interrupted_tasks(self) -> int:
         """Mark tasks a crash interrupted as failed (called at start-up)."""
         with self.db.session() as s:

@@ -150,7 +150,7 @@ class Sandbox:
     """Allocates uids, prepares folders and finds stragglers for one daemon home."""
 
     def __init__(self, home: Path, level: str = "process", uid_base: int = 200000, open_files: int = 1024,
-                 processes: int = 256) -> None:
+                 processes: int = 2048) -> None:
         if level not in ("none", "process"):
             raise SandboxError(f"sandbox must be 'none' or 'process', not {level!r}")
         self.home = home

@@ -58,7 +58,7 @@ class Settings:
     sandbox: str = "process"  # "none" or "process": see plugdock.daemon.sandbox
     sandbox_uid_base: int = 200000
     plugin_max_open_files: int = 1024
-    plugin_max_processes: int = 256
+    plugin_max_processes: int = 2048  # threads count too: the official SDK's pool may hold 1000
     sources: dict[str, str] = field(default_factory=dict)
 
     @property

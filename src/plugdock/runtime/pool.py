@@ -47,7 +47,11 @@ class ElasticPool:
 
     def _spawn(self) -> None:
         self.threads += 1
-        threading.Thread(target=self._work, name=f"{self.name}-{self.threads}", daemon=True).start()
+        try:
+            threading.Thread(target=self._work, name=f"{self.name}-{self.threads}", daemon=True).start()
+        except RuntimeError:  # a thread or process limit (RLIMIT_NPROC, sandbox): work waits for the threads we have
+            self.threads -= 1
+            self.maximum = max(self.core, self.threads)
 
     def _work(self) -> None:
         while True:
