@@ -222,7 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
         if isinstance(exc, NotFound):
             return envelope.error(404, exc.message, "PluginDaemonNotFoundError")
-        if isinstance(exc, PackageError | SignatureError | InvalidRequest):
+        if isinstance(exc, PackageError | SignatureError | InvalidRequest | InvalidIdentifier):
             return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
         return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
 
@@ -324,7 +324,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "completed_plugins": task.completed_plugins, "plugins": task.plugins}
 
     @app.get(prefix + "/install/tasks")
-    async def list_tasks(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+    async def list_tasks(tenant_id: str, page: envelope.Page = 1, page_size: envelope.PageSize = 256) -> dict[str, Any]:
         page, page_size = max(page, 1), min(max(page_size, 1), 256)
         with daemon().db.session() as s:
             tasks = s.execute(select(InstallTask).where(InstallTask.tenant_id == tenant_id)
@@ -383,7 +383,8 @@ def create_app(settings: Settings) -> FastAPI:
                 "meta": inst.meta}
 
     @app.get(prefix + "/list")
-    async def list_plugins(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+    async def list_plugins(tenant_id: str, page: envelope.Page = 1,
+                           page_size: envelope.PageSize = 256) -> dict[str, Any]:
         page, page_size = max(page, 1), min(max(page_size, 1), 256)
         rows = _installations(tenant_id)
         chunk = rows[(page - 1) * page_size : page * page_size]
@@ -425,7 +426,7 @@ def create_app(settings: Settings) -> FastAPI:
         return out
 
     @app.get(prefix + "/tools")
-    async def tools(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+    async def tools(tenant_id: str, page: envelope.Page = 1, page_size: envelope.PageSize = 256) -> dict[str, Any]:
         return envelope.success(_providers(tenant_id, "tool")[(page - 1) * page_size : page * page_size])
 
     @app.get(prefix + "/tool")
@@ -436,11 +437,12 @@ def create_app(settings: Settings) -> FastAPI:
         raise NotFound(f"tool provider {plugin_id}/{provider} not found")
 
     @app.get(prefix + "/models")
-    async def models(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+    async def models(tenant_id: str, page: envelope.Page = 1, page_size: envelope.PageSize = 256) -> dict[str, Any]:
         return envelope.success(_providers(tenant_id, "model")[(page - 1) * page_size : page * page_size])
 
     @app.get(prefix + "/agent_strategies")
-    async def agent_strategies(tenant_id: str, page: int = 1, page_size: int = 256) -> dict[str, Any]:
+    async def agent_strategies(tenant_id: str, page: envelope.Page = 1,
+                               page_size: envelope.PageSize = 256) -> dict[str, Any]:
         return envelope.success(_providers(tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
 
     @app.get(prefix + "/fetch/manifest")

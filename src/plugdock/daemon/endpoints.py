@@ -149,8 +149,8 @@ def register_endpoint_routes(app: FastAPI, daemon: Callable[[], Daemon]) -> None
         return await set_enabled(tenant_id, body.endpoint_id, 0)
 
     @app.get(prefix + "/list")
-    async def list_endpoints(tenant_id: str, request: Request, page: int = 1, page_size: int = 100,
-                             plugin_id: str | None = None) -> dict[str, Any]:
+    async def list_endpoints(tenant_id: str, request: Request, page: envelope.Page = 1,
+                             page_size: envelope.PageSize = 100, plugin_id: str | None = None) -> dict[str, Any]:
         page, page_size = max(page, 1), min(max(page_size, 1), 100)
         with daemon().db.session() as s:
             query = select(EndpointRecord).where(EndpointRecord.tenant_id == tenant_id)
@@ -161,8 +161,8 @@ def register_endpoint_routes(app: FastAPI, daemon: Callable[[], Daemon]) -> None
         return envelope.success([record_json(r, base_url(request)) for r in rows])
 
     @app.get(prefix + "/list/plugin")
-    async def list_plugin_endpoints(tenant_id: str, plugin_id: str, request: Request, page: int = 1,
-                                    page_size: int = 100) -> dict[str, Any]:
+    async def list_plugin_endpoints(tenant_id: str, plugin_id: str, request: Request, page: envelope.Page = 1,
+                                    page_size: envelope.PageSize = 100) -> dict[str, Any]:
         return await list_endpoints(tenant_id, request, page, page_size, plugin_id)
 
     @app.api_route("/e/{hook_id}/{path:path}", methods=METHODS)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from starlette.responses import JSONResponse
 
-CODES = {400: -400, 401: -401, 403: -403, 404: -404, 500: -500}
+CODES = {400: -400, 401: -401, 403: -403, 404: -404, 413: -413, 500: -500, 503: -503}
 
 
 def success(data: Any) -> dict[str, Any]:
@@ -29,3 +30,8 @@ def plugin_error_body(plugin_error: dict[str, Any]) -> dict[str, Any]:
     inner = json.dumps({"args": plugin_error.get("args"), "error_type": plugin_error.get("error_type", ""),
                         "message": plugin_error.get("message", "")}, separators=(",", ":"), sort_keys=True)
     return error_body(500, inner, "PluginInvokeError")
+
+
+# Paging parameters of every list route: bounded, so a huge or negative page never reaches the database.
+Page = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSize = Annotated[int, Query(ge=1, le=10_000)]
