@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ MAX_ENTRIES = 10_000
 MAX_RATIO = 200  # inflated / compressed, for entries over 1 MiB
 RATIO_FLOOR = 1024 * 1024
 VERIFICATION_FILE = ".verification.dify.json"
+
+
+# What a corrupt zip raises from the standard library while it is opened or read.
+UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, RuntimeError, NotImplementedError, OSError)
 
 
 @dataclass
@@ -58,7 +63,7 @@ class PackageArchive:
             raise PackageLimitExceeded(f"{name}: package is {len(data)} bytes, over the {max_size}-byte limit")
         try:
             zf = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile as exc:
+        except UNREADABLE as exc:
             raise PackageError(f"{name}: not a valid .difypkg (zip) file: {exc}") from exc
         entries = cls._check_entries(zf, name, max_size)
         return cls(data=data, entries=entries, comment=zf.comment, max_size=max_size, name=name)
@@ -120,7 +125,7 @@ class PackageArchive:
             try:
                 with zf.open(info) as handle:
                     content = handle.read(entry.size + 1)
-            except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError) as exc:
+            except UNREADABLE as exc:
                 raise PackageError(f"{self.name}: entry {path!r} cannot be read: {exc}") from exc
         if len(content) != entry.size:
             raise PackageError(
@@ -140,8 +145,11 @@ class PackageArchive:
                 name = _entry_name(info)
                 if name.endswith("/"):
                     continue
-                with zf.open(info) as handle:
-                    content = handle.read(info.file_size + 1)
+                try:
+                    with zf.open(info) as handle:
+                        content = handle.read(info.file_size + 1)
+                except UNREADABLE as exc:
+                    raise PackageError(f"{self.name}: entry {name!r} cannot be read: {exc}") from exc
                 if len(content) != info.file_size:
                     raise PackageError(f"{self.name}: entry {name!r} declares {info.file_size} bytes but holds more")
                 out.append((name, content))

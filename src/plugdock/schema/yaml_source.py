@@ -248,6 +248,9 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
     except yaml.YAMLError as exc:
         doc.problems.append(Problem(file, 1, 1, "", f"invalid YAML: {exc}"))
         return doc
+    except RecursionError:
+        doc.problems.append(Problem(file, 1, 1, "", "invalid YAML: nested too deeply for the parser"))
+        return doc
     finally:
         if composer is not None:
             composer.dispose()
@@ -259,4 +262,7 @@ def load_yaml(text: str | bytes, file: str) -> YamlDocument:
     except _TooBig as exc:
         doc.data = None
         doc.problems.append(Problem(file, 1, 1, "", f"YAML too large: {exc}"))
+    except RecursionError:
+        doc.data = None
+        doc.problems.append(Problem(file, 1, 1, "", "YAML nested too deeply"))
     return doc
