@@ -24,6 +24,17 @@ TOOL_CALL = {
 }
 
 
+def grant_storage_and_llm(root: Path) -> None:
+    """Turn on the storage and LLM permissions in a scaffolded plugin's manifest."""
+    manifest = root / "manifest.yaml"
+    manifest.write_text(
+        manifest.read_text()
+        .replace("    storage:\n      enabled: false", "    storage:\n      enabled: true")
+        .replace("    tool:\n      enabled: true",
+                 "    tool:\n      enabled: true\n    model:\n      enabled: true\n      llm: true")
+    )
+
+
 def _plugin(kind: str, name: str, method: str = "predefined") -> Path:
     root = Path(tempfile.mkdtemp(prefix="plugdock-bench-plugin-")) / name
     render_plugin(PluginAnswers(kind=kind, name=name, author="bench", description="bench", model_method=method), root)
@@ -275,15 +286,7 @@ def reverse(quick: bool) -> list[Figure]:
         root = _plugin("tool", "rev")
         (root / "tools" / "rev.py").write_text(REVERSE_TOOL)
         (root / "requirements.txt").write_text("plugdock>=0.1\nhttpx>=0.27\n")
-        manifest = root / "manifest.yaml"
-        manifest.write_text(
-            manifest.read_text()
-            .replace("    storage:\n      enabled: false", "    storage:\n      enabled: true")
-            .replace(
-                "    tool:\n      enabled: true",
-                "    tool:\n      enabled: true\n    model:\n      enabled: true\n      llm: true",
-            )
-        )
+        grant_storage_and_llm(root)
         daemon.install(root)
         figures: dict[str, Figure] = {}
         for _ in range(1 if quick else 3):

@@ -87,6 +87,28 @@ def test_quota_holds_under_concurrent_writers(store: KVStore) -> None:
     assert not [e for e in errors if "locked" not in str(e) and "could not serialize" not in str(e)]
 
 
+def test_first_writes_of_one_key_racing_all_succeed(store: KVStore) -> None:
+    """Found by the soak: concurrent first writes of one key raced to insert it and one failed."""
+    errors: list[Exception] = []
+    start = threading.Barrier(12)
+
+    def writer(n: int) -> None:
+        start.wait()
+        try:
+            store.set("t", "a/p", "same", str(n).encode() * 10, limit=10_000)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    value = store.get("t", "a/p", "same")
+    assert store.used("t", "a/p") == len(value)
+
+
 @pytest.mark.parametrize("key", ["", "a/../b", "a//b", "a\\b", "k" * 257])
 def test_bad_keys(store: KVStore, key: str) -> None:
     with pytest.raises(StorageError):

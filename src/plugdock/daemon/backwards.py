@@ -130,6 +130,10 @@ class BackwardsRouter:
             await reply(BackwardsEvent.ERROR, exc.message)
         except (ValueError, TypeError, KeyError) as exc:
             await reply(BackwardsEvent.ERROR, f"malformed {invoke.get('type')} request: {exc}")
+        except Exception as exc:  # never leave the plugin waiting for an answer that will not come
+            instance.logs.append(f"[plugdock] reverse {invoke.get('type')} call failed: {type(exc).__name__}: {exc}")
+            await reply(BackwardsEvent.ERROR, f"the daemon could not serve this {invoke.get('type')} call: "
+                                              f"{type(exc).__name__}: {exc}")
         await reply(BackwardsEvent.END)
 
     def _check_permission(self, instance: PluginInstance, kind: str) -> None:

@@ -37,7 +37,18 @@ class KVStore:
         self.db = db
 
     def set(self, tenant: str, plugin: str, key: str, value: bytes, limit: int) -> None:
+        """Write one value. Two first writes of one key race to insert it; the loser's transaction is rolled
+        back whole and retried, when it finds the row and updates it (usage stays exact either way)."""
         check_key(key)
+        for attempt in range(5):
+            try:
+                self._set_once(tenant, plugin, key, value, limit)
+                return
+            except IntegrityError:
+                if attempt == 4:
+                    raise StorageError(f"could not write {key!r}: other writers kept inserting it first") from None
+
+    def _set_once(self, tenant: str, plugin: str, key: str, value: bytes, limit: int) -> None:
         with self.db.session() as s:
             self._ensure_usage(s, tenant, plugin)
             item = s.execute(select(StorageItem).where(

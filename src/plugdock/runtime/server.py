@@ -119,6 +119,8 @@ class PluginServer:
         with self._pending_lock:
             waiting = self.pending.get((session_id, str(request_id)))
         if waiting is None:
+            if isinstance(data, dict) and data.get("event") == "end":
+                return  # the end of a call whose caller took the one answer it needed and left: nothing lost
             self.output.write(event_line(Event.ERROR, session_id, {
                 "error": f"backwards response for unknown request {request_id!r}"}))
             return
