@@ -60,7 +60,8 @@ def test_health_and_auth(daemon: DaemonProcess) -> None:
     denied = httpx.get(f"{daemon.url}/plugin/t1/management/list", headers={"X-Api-Key": "wrong"})
     assert denied.status_code == 401 and denied.json()["code"] == -401
     assert json.loads(denied.json()["message"])["error_type"] == "PluginDaemonUnauthorizedError"
-    missing = httpx.get(f"{daemon.url}/nowhere")
+    assert httpx.get(f"{daemon.url}/nowhere").status_code == 401  # unknown routes say nothing without the key
+    missing = daemon.client.get("/nowhere")
     assert missing.status_code == 404 and missing.json() == {"code": "not_found", "message": "route not found"}
     assert daemon.client.get("/openapi.json").json()["info"]["title"] == "plugdock daemon"
 
