@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +35,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     home = tmp_path_factory.mktemp("hardening") / "home"
-    d = DaemonProcess(home, MAX_PLUGIN_PACKAGE_SIZE="200000", DIFY_INNER_API_KEY=INNER_KEY,
+    d = DaemonProcess(home, MAX_PLUGIN_PACKAGE_SIZE="200000", DIFY_INNER_API_KEY=INNER_KEY, PLUGDOCK_BODY_TIMEOUT="3",
                       DB_URL=f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:5432/{name}").start()
     try:
         yield d
@@ -91,6 +93,18 @@ def test_bodies_over_the_limit_are_refused_even_when_chunked(daemon: DaemonProce
                                  files={"dify_pkg": ("p.difypkg", b"x" * 300000)})
     assert package.status_code == 400 and "200000" in package.text  # the package limit itself, named
     assert daemon.client.get("/health/check").status_code == 200  # the daemon carries on
+
+
+def test_a_body_trickling_in_is_cut_at_the_deadline(daemon: DaemonProcess) -> None:
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=20) as sock:
+        sock.sendall(b"POST /plugin/t1/dispatch/tool/invoke HTTP/1.1\r\nHost: x\r\nX-Api-Key: " + KEY.encode()
+                     + b"\r\nX-Plugin-ID: a/b\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"a\"")
+        started = time.monotonic()
+        answer = sock.recv(65536).decode()
+    assert 2.5 < time.monotonic() - started < 15
+    assert answer.startswith("HTTP/1.1 408")
+    assert "did not arrive within 3 s" in answer and "PLUGDOCK_BODY_TIMEOUT" in answer
+    assert daemon.client.get("/health/check").status_code == 200
 
 
 def test_a_tenant_never_sees_or_touches_another_tenants_plugins(daemon: DaemonProcess) -> None:

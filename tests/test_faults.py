@@ -99,6 +99,29 @@ def test_daemon_killed_mid_install_leaves_no_half_installed_plugin(tmp_path: Pat
     assert "marked failed" in restarted.proc.stderr.read().decode()
 
 
+def test_an_uninstall_cut_short_is_finished_at_the_next_start(tmp_path: Path) -> None:
+    """The tenant's row goes first, in one transaction; the files follow. Killed in between (simulated by
+    removing the row with the daemon stopped), the next start removes the package nobody uses."""
+    import sqlite3
+
+    home = tmp_path / "home"
+    d = DaemonProcess(home).start()
+    identifier = d.install(EXAMPLES / "echo_tool")
+    d.stop(signal.SIGKILL)
+    with contextlib.closing(sqlite3.connect(home / "plugdock.db")) as db, db:
+        db.execute("DELETE FROM installations")
+    assert any((home / "plugins").iterdir())
+    restarted = DaemonProcess(home).start()
+    try:
+        assert restarted.data(restarted.client.get("/plugin/t1/management/list"))["list"] == []
+        assert not any((home / "plugins").iterdir())
+        assert restarted.client.get("/health/check").json()["pool_status"]["installed"] == 0
+    finally:
+        restarted.stop()
+    assert restarted.proc is not None and restarted.proc.stderr is not None
+    assert f"an interrupted uninstall or upgrade left: {identifier}" in restarted.proc.stderr.read().decode()
+
+
 def test_daemon_killed_mid_invocation_loses_nothing_stored(tmp_path: Path) -> None:
     home = tmp_path / "home"
     d = DaemonProcess(home).start()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import sys
 import time
@@ -29,7 +28,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from plugdock import __version__
 from plugdock.daemon import envelope
 from plugdock.daemon.backwards import BackwardsRouter
-from plugdock.daemon.body_limit import BodyLimit
 from plugdock.daemon.bundles import install_bundle, read_bundle
 from plugdock.daemon.credentials import CredentialStore
 from plugdock.daemon.db import Database
@@ -37,6 +35,7 @@ from plugdock.daemon.debugging import DebugServer
 from plugdock.daemon.dispatch import DISPATCH_ROUTES, BlobAssembler, BlobTooLarge
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
+from plugdock.daemon.guards import ApiKeyGuard, BodyLimit
 from plugdock.daemon.installer import Installer, NotFound
 from plugdock.daemon.kvstore import KVStore
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
@@ -80,6 +79,10 @@ class Daemon:
         interrupted = self.installer.interrupted_tasks()
         if interrupted:
             sys.stderr.write(f"plugdock: {interrupted} install task(s) were interrupted by a stop; marked failed\n")
+        orphans = await self.installer.release_orphans()
+        if orphans:
+            sys.stderr.write(f"plugdock: removed {len(orphans)} package(s) an interrupted uninstall or upgrade left: "
+                             f"{', '.join(orphans)}\n")
         self.installer.restore()
         self.supervisor.start_watchdog()
         if self.debugging is not None:
@@ -205,19 +208,13 @@ def create_app(settings: Settings) -> FastAPI:
         return daemon_holder["d"]
 
     # a package upload is the largest legitimate body; a little room for the form around it
-    app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE")
+    app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE",
+                       timeout=settings.body_timeout)
+    # added last, so it runs first: nothing but health and public endpoints is reached without the key
+    app.add_middleware(ApiKeyGuard, key=settings.server_key,
+                       public=lambda path: path == "/health/check" or path == "/e" or path.startswith("/e/"))
 
     # -- cross-cutting ---------------------------------------------------------------------------------
-    @app.middleware("http")
-    async def auth_and_limits(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if not (path == "/health/check" or path == "/e" or path.startswith("/e/")):  # public: health, endpoints
-            given = request.headers.get("x-api-key", "")
-            if not hmac.compare_digest(given.encode(), settings.server_key.encode()):
-                return envelope.error(401, "unauthorized: the X-Api-Key header does not match the server key",
-                                      "PluginDaemonUnauthorizedError")
-        return await call_next(request)  # type: ignore[no-any-return]
-
     @app.exception_handler(PlugdockError)
     async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
         if isinstance(exc, NotFound):
@@ -372,6 +369,12 @@ def create_app(settings: Settings) -> FastAPI:
                 PluginRecord, PluginRecord.unique_identifier == Installation.unique_identifier)
                 .where(Installation.tenant_id == tenant_id).order_by(Installation.created_at)).all()
             return [(r[0], r[1]) for r in rows]
+
+    def _installed_identifier(tenant_id: str, plugin_id: str) -> str | None:
+        """The one row dispatch needs (unique per tenant and plugin id), not every declaration of the tenant."""
+        with daemon().db.session() as s:
+            return s.execute(select(Installation.unique_identifier).where(
+                Installation.tenant_id == tenant_id, Installation.plugin_id == plugin_id)).scalar_one_or_none()
 
     def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, Any]:
         ident = PluginIdentifier.parse(inst.unique_identifier)
@@ -543,8 +546,7 @@ def create_app(settings: Settings) -> FastAPI:
         plugin_id = request.headers.get("x-plugin-id")
         if not plugin_id:
             return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
-        identifier = next((i.unique_identifier for i, _ in _installations(tenant_id) if i.plugin_id == plugin_id),
-                          None)
+        identifier = await asyncio.to_thread(_installed_identifier, tenant_id, plugin_id)
         if identifier is None:
             return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
                                   "PluginNotFoundError")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from starlette.responses import JSONResponse
 
-CODES = {400: -400, 401: -401, 403: -403, 404: -404, 413: -413, 500: -500, 503: -503}
+CODES = {400: -400, 401: -401, 403: -403, 404: -404, 408: -408, 413: -413, 500: -500, 503: -503}
 
 
 def success(data: Any) -> dict[str, Any]:

@@ -277,6 +277,17 @@ class Installer:
                 removed.append(str(staged))
         return removed
 
+    async def release_orphans(self) -> list[str]:
+        """Packages marked installed that no tenant uses: an uninstall or upgrade the daemon was killed in the
+        middle of (the tenant's row went in one transaction, the files were to follow). Finish the job."""
+        with self.db.session() as s:
+            used = set(s.execute(select(Installation.unique_identifier)).scalars())
+            installed = s.execute(select(PluginRecord.unique_identifier).where(PluginRecord.installed == 1))
+            orphans = [identifier for identifier in installed.scalars() if identifier not in used]
+        for identifier in orphans:
+            await self.release(identifier)
+        return orphans
+
     def interrupted_tasks(self) -> int:
         """Mark tasks a crash interrupted as failed (called at start-up)."""
         with self.db.session() as s:

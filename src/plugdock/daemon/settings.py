@@ -34,6 +34,7 @@ class Settings:
     max_stdout_line: int = 5 * 1024 * 1024
     heartbeat_timeout: int = 120
     launch_timeout: int = 120
+    body_timeout: int = 60  # seconds for a request body to arrive in full (slow uploads are cut)
     start_plugins: str = "lazy"  # "lazy" or "boot"
     idle_stop_after: int = 0  # seconds; 0 keeps plugins running
     max_concurrent_launches: int = 4
@@ -120,6 +121,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "marketplace_url": ("MARKETPLACE_API_URL", "PLUGDOCK_MARKETPLACE_URL"),
     "github_url": ("PLUGDOCK_GITHUB_URL",),
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
+    "body_timeout": ("PLUGDOCK_BODY_TIMEOUT",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
     "sandbox": ("PLUGDOCK_SANDBOX",),
