@@ -36,6 +36,7 @@ from plugdock.daemon.dispatch import DISPATCH_ROUTES, BlobAssembler, BlobTooLarg
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.guards import ApiKeyGuard, BodyLimit
+from plugdock.daemon.installations import InstallationIndex
 from plugdock.daemon.installer import Installer, NotFound
 from plugdock.daemon.kvstore import KVStore
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
@@ -57,6 +58,7 @@ class Daemon:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
         self.kv = KVStore(self.db)
+        self.installations = InstallationIndex(self.db)
         self.box = SecretBox(settings.home)
         self.credentials = CredentialStore(self.db, self.box)
         self.sandbox = Sandbox(settings.home, settings.sandbox, settings.sandbox_uid_base,
@@ -370,12 +372,6 @@ def create_app(settings: Settings) -> FastAPI:
                 .where(Installation.tenant_id == tenant_id).order_by(Installation.created_at)).all()
             return [(r[0], r[1]) for r in rows]
 
-    def _installed_identifier(tenant_id: str, plugin_id: str) -> str | None:
-        """The one row dispatch needs (unique per tenant and plugin id), not every declaration of the tenant."""
-        with daemon().db.session() as s:
-            return s.execute(select(Installation.unique_identifier).where(
-                Installation.tenant_id == tenant_id, Installation.plugin_id == plugin_id)).scalar_one_or_none()
-
     def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, Any]:
         ident = PluginIdentifier.parse(inst.unique_identifier)
         return {"id": inst.id, "name": ident.name, "plugin_id": inst.plugin_id, "tenant_id": inst.tenant_id,
@@ -546,7 +542,7 @@ def create_app(settings: Settings) -> FastAPI:
         plugin_id = request.headers.get("x-plugin-id")
         if not plugin_id:
             return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
-        identifier = await asyncio.to_thread(_installed_identifier, tenant_id, plugin_id)
+        identifier = daemon().installations.installed(tenant_id, plugin_id)
         if identifier is None:
             return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
                                   "PluginNotFoundError")

@@ -50,12 +50,12 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         migrate(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
+        with self.sessionmaker() as session, session.begin():
             yield session
 
     def problem(self) -> str | None:
