@@ -112,6 +112,11 @@ from plugdock.sdk.model import (AIModelEntity, AssistantPromptMessage, FetchFrom
                                 LLMResultChunk, LLMResultChunkDelta, LLMUsage, ModelPropertyKey, ModelType)
 
 
+# One client for the process, as a real provider keeps one: a new httpx client builds an SSL context
+# (milliseconds) on every call, which would be measured as if it were the daemon's overhead.
+CLIENT = httpx.Client(timeout=30)
+
+
 class HttpStatusError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -130,14 +135,14 @@ class OpenAICompatible(LargeLanguageModel):
         headers = {"Authorization": f"Bearer {credentials.get('api_key', '')}"}
         url = credentials["endpoint_url"].rstrip("/") + "/chat/completions"
         if not stream:
-            response = httpx.post(url, json=body, headers=headers, timeout=30)
+            response = CLIENT.post(url, json=body, headers=headers)
             self._check(response)
             text = response.json()["choices"][0]["message"]["content"]
             return LLMResult(model=model, message=AssistantPromptMessage(content=text), usage=LLMUsage.empty_usage())
         return self._stream(url, body, headers, model)
 
     def _stream(self, url, body, headers, model) -> Generator[LLMResultChunk, None, None]:
-        with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as response:
+        with CLIENT.stream("POST", url, json=body, headers=headers) as response:
             if response.status_code != 200:
                 response.read()
                 self._check(response)

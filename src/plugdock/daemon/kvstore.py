@@ -109,6 +109,10 @@ class KVStore:
     @staticmethod
     def _ensure_usage(s: object, tenant: str, plugin: str) -> None:
         session = s  # a sqlalchemy Session
+        present = session.execute(select(StorageUsage.used).where(  # type: ignore[attr-defined]
+            StorageUsage.tenant_id == tenant, StorageUsage.plugin_id == plugin)).first()
+        if present is not None:  # the usual case: no savepoint, no failed insert
+            return
         try:
             with session.begin_nested():  # type: ignore[attr-defined]
                 session.add(StorageUsage(tenant_id=tenant, plugin_id=plugin, used=0))  # type: ignore[attr-defined]
