@@ -161,6 +161,7 @@ class Sandbox:
         self.separate_users = level == "process" and os.geteuid() == 0
         self.home_tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
         self._lock = threading.Lock()
+        self._mirrors: dict[str, str] = {}  # interpreter -> its mirror, once made
 
     # -- users ------------------------------------------------------------------------------------------
     def uid_for(self, unique_identifier: str) -> int:
@@ -259,6 +260,8 @@ class Sandbox:
     def reachable_interpreter(self, interpreter: str) -> str:
         """``interpreter`` itself when plugin users can run it, else a read-only mirror of its installation
         under the daemon's home (hard links where the filesystem allows, so it costs no space)."""
+        if interpreter in self._mirrors:
+            return self._mirrors[interpreter]
         if self.reachable(interpreter):
             return interpreter
         probe = subprocess.run([interpreter, "-c", "import sys; print(sys.base_prefix)"], capture_output=True,
@@ -280,6 +283,7 @@ class Sandbox:
                 shutil.copytree(prefix, staging, symlinks=True, copy_function=_link_or_copy)
                 self.make_readable(staging)
                 os.replace(staging, target)
+            self._mirrors[interpreter] = str(target / relative)
         return str(target / relative)
 
     def library_path(self, python: Path) -> str | None:
