@@ -20,9 +20,17 @@ from plugdock.errors import PlugdockError
 SECRET_FIELDS = {"server_key", "inner_api_key", "db_url"}
 
 
+def default_home() -> Path:
+    """``~/.plugdock``; as root, ``/var/lib/plugdock``: the sandbox runs plugins as other users, who
+    cannot enter root's home (mode 700 on most systems)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/plugdock")
+    return Path.home() / ".plugdock"
+
+
 @dataclass
 class Settings:
-    home: Path = field(default_factory=lambda: Path.home() / ".plugdock")
+    home: Path = field(default_factory=default_home)
     host: str = "127.0.0.1"
     port: int = 5002
     server_key: str = ""
