@@ -334,6 +334,24 @@ def test_a_thousand_concurrent_sessions_on_one_plugin(tmp_path: Path) -> None:
         d.stop()
 
 
+def test_a_caller_that_goes_away_frees_its_request(tmp_path: Path) -> None:
+    d = DaemonProcess(tmp_path / "home").start()
+    try:
+        d.install(tool_plugin(tmp_path, "sleepy", "yield self.create_text_message('started')\ntime.sleep(30)\n"
+                                                  "yield self.create_text_message('late')"))
+        client = httpx.Client(base_url=d.url, headers={"X-Api-Key": KEY}, timeout=httpx.Timeout(30, read=3))
+        with client, pytest.raises(httpx.ReadTimeout):
+            client.post("/plugin/t1/dispatch/tool/invoke", headers={"X-Plugin-ID": "tester/sleepy"},
+                        json={"user_id": "u", "data": {"provider": "sleepy", "tool": "sleepy", "credentials": {},
+                                                       "tool_parameters": {}}}).read()
+        deadline = time.monotonic() + 10
+        while d.client.get("/health/check").json()["active_requests"] != 0:
+            assert time.monotonic() < deadline, "the abandoned request was never released"
+            time.sleep(0.2)
+    finally:
+        d.stop()
+
+
 def test_no_plugin_process_outlives_its_daemon_tree(tmp_path: Path) -> None:
     """After all of the above in one daemon: a clean stop leaves no process carrying its marker."""
     home = tmp_path / "home"

@@ -35,6 +35,7 @@ from plugdock.daemon.debugging import DebugServer
 from plugdock.daemon.dispatch import DISPATCH_ROUTES, BlobAssembler, BlobTooLarge
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
 from plugdock.daemon.environments import EnvironmentManager
+from plugdock.daemon.fast_dispatch import FastDispatch
 from plugdock.daemon.guards import ApiKeyGuard, BodyLimit
 from plugdock.daemon.installations import InstallationIndex
 from plugdock.daemon.installer import Installer, NotFound
@@ -209,6 +210,8 @@ def create_app(settings: Settings) -> FastAPI:
     def daemon() -> Daemon:
         return daemon_holder["d"]
 
+    # Middleware added later runs earlier: the key first, then the body guards, then the dispatch fast path.
+    app.add_middleware(FastDispatch, prepare=lambda *args: _fast_dispatch(*args))
     # a package upload is the largest legitimate body; a little room for the form around it
     app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE",
                        timeout=settings.body_timeout)
@@ -536,21 +539,37 @@ def create_app(settings: Settings) -> FastAPI:
     # -- dispatch ---------------------------------------------------------------------------------------
     @app.post("/plugin/{tenant_id}/dispatch/{route:path}")
     async def dispatch(tenant_id: str, route: str, body: DispatchBody, request: Request) -> Response:
-        target = DISPATCH_ROUTES.get(route)
-        if target is None:
+        """Most dispatches are answered by FastDispatch before routing; this answers the rest, errors included."""
+        if DISPATCH_ROUTES.get(route) is None:
             return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
         plugin_id = request.headers.get("x-plugin-id")
         if not plugin_id:
             return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
-        identifier = daemon().installations.installed(tenant_id, plugin_id)
-        if identifier is None:
+        lines = _dispatch_lines(tenant_id, route, body, plugin_id)
+        if lines is None:
             return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
                                   "PluginNotFoundError")
-        access_type, action = target
+        return StreamingResponse(lines, media_type="text/event-stream")
+
+    def _dispatch_lines(tenant_id: str, route: str, body: DispatchBody, plugin_id: str) -> AsyncIterator[bytes] | None:
+        """The SSE lines answering one dispatch, or None when the plugin is not installed for the tenant."""
+        identifier = daemon().installations.installed(tenant_id, plugin_id)
+        if identifier is None:
+            return None
+        access_type, action = DISPATCH_ROUTES[route]
         data = {**body.data, "user_id": body.user_id, "type": access_type, "action": action}
         env = {"conversation_id": body.conversation_id, "message_id": body.message_id, "app_id": body.app_id,
                "endpoint_id": body.endpoint_id, "context": body.context}
-        return StreamingResponse(_stream(tenant_id, identifier, data, env), media_type="text/event-stream")
+        return _stream(tenant_id, identifier, data, env)
+
+    def _fast_dispatch(tenant_id: str, route: str, raw: bytes, plugin_id: str) -> AsyncIterator[bytes] | None:
+        if route not in DISPATCH_ROUTES:
+            return None
+        try:
+            body = DispatchBody.model_validate_json(raw)
+        except ValueError:
+            return None
+        return _dispatch_lines(tenant_id, route, body, plugin_id)
 
     async def _stream(tenant_id: str, identifier: str, data: dict[str, Any],
                       env: dict[str, Any]) -> AsyncIterator[bytes]:
