@@ -7,6 +7,8 @@ writers can never push a plugin past its limit.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -84,6 +86,7 @@ class KVStore:
     def delete(self, tenant: str, plugin: str, key: str) -> int:
         check_key(key)
         with self.db.session() as s:
+            self._ensure_usage(s, tenant, plugin)  # the write lock before the read, as in set
             item = s.execute(select(StorageItem).where(
                 StorageItem.tenant_id == tenant, StorageItem.plugin_id == plugin, StorageItem.key == key,
             ).with_for_update()).scalar_one_or_none()
@@ -108,13 +111,22 @@ class KVStore:
 
     @staticmethod
     def _ensure_usage(s: object, tenant: str, plugin: str) -> None:
-        session = s  # a sqlalchemy Session
-        present = session.execute(select(StorageUsage.used).where(  # type: ignore[attr-defined]
-            StorageUsage.tenant_id == tenant, StorageUsage.plugin_id == plugin)).first()
-        if present is not None:  # the usual case: no savepoint, no failed insert
-            return
+        """Make sure the plugin's usage row exists and hold its lock before anything else is read.
+
+        A write comes first: on SQLite it takes the database's write lock (pysqlite begins a transaction
+        only at the first write, so a read before it could be stale by the time we write); on PostgreSQL
+        it locks this plugin's usage row, always before any item row, so writers never deadlock."""
+        session: Any = s  # a sqlalchemy Session
+
+        def lock() -> bool:
+            touched = session.execute(update(StorageUsage).where(
+                StorageUsage.tenant_id == tenant, StorageUsage.plugin_id == plugin).values(used=StorageUsage.used))
+            return bool(touched.rowcount)
+
+        if lock():
+            return  # the usual case: no insert attempted
         try:
-            with session.begin_nested():  # type: ignore[attr-defined]
-                session.add(StorageUsage(tenant_id=tenant, plugin_id=plugin, used=0))  # type: ignore[attr-defined]
+            with session.begin_nested():
+                session.add(StorageUsage(tenant_id=tenant, plugin_id=plugin, used=0))
         except IntegrityError:
-            pass  # the row exists already
+            lock()  # another writer created it (and has committed): take the lock now
