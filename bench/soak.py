@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -26,6 +25,7 @@ import httpx
 from bench.daemon_benchmarks import EXAMPLES, _plugin, _renamed_copies, grant_storage_and_llm
 from bench.fake_openai import API_KEY, OPENAI_LLM
 from bench.servers import KEY, ApiServer, Daemon
+from plugdock.daemon.sandbox import home_tag, marked_processes
 
 KEEPER_TOOL = """
 from plugdock.sdk import Tool
@@ -51,19 +51,9 @@ class Tally:
     samples: list[dict[str, float]] = field(default_factory=list)
 
 
-def marked_processes(tag: str) -> int:
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if f"PLUGDOCK_INSTANCE={tag}:".encode() in (entry / "environ").read_bytes():
-                    count += 1
-    return count
-
-
 def sample(daemon: Daemon, tag: str) -> dict[str, float]:
     return {"t": time.monotonic(), "daemon_rss_mib": daemon.rss(), "plugins_rss_mib": daemon.plugin_rss(),
-            "plugin_processes": marked_processes(tag),
+            "plugin_processes": len(marked_processes(tag)),
             "daemon_open_files": len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))}
 
 
@@ -177,9 +167,7 @@ def main() -> int:
 
     sys.stderr.write("setting up: loopback LLM API, daemon, four plugins (plugdock and official SDK)\n")
     api, daemon = ApiServer(), Daemon()
-    from plugdock.daemon.sandbox import Sandbox
-
-    tag = Sandbox(daemon.home, level="none").home_tag
+    tag = home_tag(daemon.home) + ":"
     tally = Tally()
     try:
         model = _plugin("model", "oai", "customizable")
@@ -198,7 +186,7 @@ def main() -> int:
         daemon.stop()
         api.close()
     time.sleep(0.5)
-    leftovers = marked_processes(tag)
+    leftovers = len(marked_processes(tag))
     problems = verdict(tally, leftovers, installed=4)
     report = {"seconds": args.seconds, "concurrency": args.concurrency, "outcomes": dict(tally.outcomes),
               "unexpected": tally.unexpected[:50], "samples": tally.samples, "leftover_processes": leftovers,

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from daemon_harness import KEY, DaemonProcess
-from plugdock.daemon.sandbox import Sandbox
+from plugdock.daemon.sandbox import home_tag, marked_processes
 from plugdock.packaging.build import build_package
 
 from conftest import make_plugin
@@ -45,22 +45,6 @@ def call(d: DaemonProcess, name: str, params: dict | None = None, tenant: str = 
 
 def text_of(events: list[dict]) -> str:
     return "".join(e["data"]["message"]["text"] for e in events if e["code"] == 0 and e["data"].get("type") == "text")
-
-
-def marked_processes(home_tag_hint: str) -> list[int]:
-    """Processes whose environment carries a plugdock instance marker of a daemon home."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if f"PLUGDOCK_INSTANCE={home_tag_hint}".encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-    return found
-
-
-def home_tag(home: Path) -> str:
-    home.mkdir(parents=True, exist_ok=True)
-    return Sandbox(home, level="none").home_tag
 
 
 def test_daemon_killed_mid_install_leaves_no_half_installed_plugin(tmp_path: Path) -> None:
@@ -146,7 +130,7 @@ def test_daemon_killed_mid_invocation_loses_nothing_stored(tmp_path: Path) -> No
     hung = threading.Thread(target=wait_forever)
     hung.start()
     time.sleep(1.5)
-    tag_before = marked_processes(home_tag(home))
+    tag_before = marked_processes(home_tag(home) + ":")
     assert tag_before and not outcome  # the plugin is running, the call is in flight
     d.stop(signal.SIGKILL)
     hung.join(timeout=30)
@@ -359,7 +343,7 @@ def test_no_plugin_process_outlives_its_daemon_tree(tmp_path: Path) -> None:
     d.install(EXAMPLES / "echo_tool")
     call_echo = {"provider": "echo_tool", "tool": "echo_tool", "credentials": {}, "tool_parameters": {"text": "z"}}
     assert text_of(d.dispatch("tool/invoke", "plugdock/echo_tool", call_echo)) == "z"
-    tag = home_tag(home)
+    tag = home_tag(home) + ":"
     assert marked_processes(tag)
     d.stop()
     time.sleep(0.3)

@@ -30,7 +30,7 @@ from plugdock.daemon import envelope
 from plugdock.daemon.backwards import BackwardsRouter
 from plugdock.daemon.bundles import install_bundle, read_bundle
 from plugdock.daemon.credentials import CredentialStore
-from plugdock.daemon.db import Database
+from plugdock.daemon.db import Database, outage_reason
 from plugdock.daemon.debugging import DebugServer
 from plugdock.daemon.dispatch import DISPATCH_ROUTES, BlobAssembler, BlobTooLarge
 from plugdock.daemon.endpoints import register_endpoint_routes, register_json_error
@@ -230,10 +230,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
-        # the driver's own words (host, port, reason) without the statement or parameters
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        return envelope.error(503, f"the database is unavailable: {reason}; the daemon retries on every request",
-                              "PluginDaemonInternalServerError")
+        return envelope.error(503, f"the database is unavailable: {outage_reason(exc)}; the daemon retries on "
+                                   "every request", "PluginDaemonInternalServerError")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

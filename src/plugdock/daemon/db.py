@@ -46,6 +46,12 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def outage_reason(exc: OperationalError) -> str:
+    """The driver's own first line (host, port, reason), never the statement or its parameters."""
+    lines = str(exc.orig).strip().splitlines() if exc.orig is not None else []
+    return lines[0] if lines else type(exc).__name__
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
@@ -64,7 +70,7 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
         except OperationalError as exc:
-            return f"unavailable: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+            return f"unavailable: {outage_reason(exc)}"
         return None
 
     def close(self) -> None:

@@ -39,8 +39,9 @@ class KVStore:
         self.db = db
 
     def set(self, tenant: str, plugin: str, key: str, value: bytes, limit: int) -> None:
-        """Write one value. Two first writes of one key race to insert it; the loser's transaction is rolled
-        back whole and retried, when it finds the row and updates it (usage stays exact either way)."""
+        """Write one value. Writers of one plugin are serialised by its usage lock (see ``_ensure_usage``), so
+        the first writes of one key no longer race to insert it; should a database still let one through,
+        the loser's transaction is rolled back whole and retried, finding the row (usage stays exact)."""
         check_key(key)
         for attempt in range(5):
             try:

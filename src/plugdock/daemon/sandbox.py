@@ -43,9 +43,9 @@ DEFAULT_MEMORY = 256 * 1024 * 1024
 # Manifests sometimes declare less than an interpreter needs to start; below this the limit would only
 # make the plugin unusable, so the effective limit never goes lower.
 MINIMUM_MEMORY = 128 * 1024 * 1024
-# Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
 UID_RANGE = 1 << 22  # uids handed out: uid_base .. uid_base + UID_RANGE - 1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+# Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
 READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime")
 
 
@@ -64,14 +64,6 @@ class Confinement:
     memory: int | None = None
     open_files: int = 1024
     processes: int | None = None
-
-    def limits(self) -> dict[str, int]:
-        named = {"open files": self.open_files}
-        if self.memory is not None:
-            named["memory (bytes)"] = self.memory
-        if self.processes is not None:
-            named["processes"] = self.processes
-        return named
 
 
 def manifest_memory(manifest: dict[str, Any]) -> int:
@@ -113,8 +105,6 @@ def describe_exit(code: int | None, confinement: Confinement | None, last_lines:
             reason = f"the plugin process was killed by {signal.Signals(-code).name}"
     if confinement is None or confinement.level == "none":
         return reason
-    if "MemoryError" in text or "Cannot allocate memory" in text or "std::bad_alloc" in text:
-        return f"{reason}: it ran out of memory ({memory_note(confinement)})"
     if "Too many open files" in text:
         return f"{reason}: it exceeded its open-files limit ({confinement.open_files})"
     if "Resource temporarily unavailable" in text and confinement.processes is not None:
@@ -139,11 +129,31 @@ def limit_hint(message: str, confinement: Confinement | None) -> str:
     """An invocation error caused by a limit gets the limit's name appended."""
     if confinement is None or confinement.level == "none":
         return message
-    if "MemoryError" in message:
-        return f"{message} ({memory_note(confinement)})"
     if "Too many open files" in message:
         return f"{message} (the plugin hit its open-files limit: {confinement.open_files})"
     return message
+
+
+def home_tag(home: Path) -> str:
+    """What the markers of one daemon home's plugin processes start with (``<tag>:<unique identifier>``)."""
+    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+
+
+def marked_processes(marker_prefix: str, uid: int | None = None) -> list[int]:
+    """Live processes whose environment carries a marker starting with ``marker_prefix`` (or owned by ``uid``)."""
+    found = []
+    needle = f"{MARKER}={marker_prefix}".encode()
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            if (uid is not None and entry.stat().st_uid == uid) or any(
+                    item.startswith(needle) for item in (entry / "environ").read_bytes().split(b"\0")):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 class Sandbox:
@@ -159,7 +169,7 @@ class Sandbox:
         self.open_files = open_files
         self.processes = processes
         self.separate_users = level == "process" and os.geteuid() == 0
-        self.home_tag = hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
+        self.home_tag = home_tag(home)
         self._lock = threading.Lock()
         self._mirrors: dict[str, str] = {}  # interpreter -> its mirror, once made
 
@@ -199,12 +209,12 @@ class Sandbox:
         if not self.separate_users:
             return
         self.home.mkdir(parents=True, exist_ok=True)
-        for parent in self.home.resolve().parents:
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                raise SandboxError(
-                    f"the sandbox runs each plugin as its own user, but other users cannot enter {parent} "
-                    f"(mode {stat.S_IMODE(os.stat(parent).st_mode):o}), a parent of the home {self.home}: choose a "
-                    "home outside it, allow entering it (chmod o+x), or run with --sandbox none")
+        closed = _closed_parent(self.home)
+        if closed is not None:
+            raise SandboxError(
+                f"the sandbox runs each plugin as its own user, but other users cannot enter {closed} "
+                f"(mode {stat.S_IMODE(os.stat(closed).st_mode):o}), a parent of the home {self.home}: choose a "
+                "home outside it, allow entering it (chmod o+x), or run with --sandbox none")
         os.chmod(self.home, 0o711)  # enter, but not list
         for entry in self.home.iterdir():
             if entry.name in READABLE_HOME_DIRS and entry.is_dir():
@@ -216,14 +226,12 @@ class Sandbox:
         for name in READABLE_HOME_DIRS:
             (self.home / name).mkdir(mode=0o711, exist_ok=True)
 
-    def private_dir(self, confinement: Confinement, path: Path) -> Path:
-        """The plugin's own home and temp folder, writable by it alone."""
-        (path / "tmp").mkdir(parents=True, exist_ok=True)
+    def own_private_dir(self, confinement: Confinement, path: Path) -> None:
+        """Hand the plugin's home folder and its ``tmp`` to the plugin's user alone."""
         if confinement.uid is not None:
             for folder in (path, path / "tmp"):
                 os.chown(folder, confinement.uid, confinement.gid or confinement.uid)
                 os.chmod(folder, 0o700)
-        return path
 
     def restrict_code(self, confinement: Confinement, directory: Path) -> None:
         """The plugin's code folder: readable by that plugin's group alone, writable by nobody but root."""
@@ -252,10 +260,7 @@ class Sandbox:
         if not self.separate_users:
             return True
         real = Path(os.path.realpath(path))
-        for parent in reversed(real.parents):
-            if not os.stat(parent).st_mode & stat.S_IXOTH:
-                return False
-        return bool(os.stat(real).st_mode & stat.S_IXOTH)
+        return _closed_parent(real) is None and bool(os.stat(real).st_mode & stat.S_IXOTH)
 
     def reachable_interpreter(self, interpreter: str) -> str:
         """``interpreter`` itself when plugin users can run it, else a read-only mirror of its installation
@@ -298,28 +303,23 @@ class Sandbox:
     def kill_stragglers(self, marker_prefix: str, uid: int | None = None) -> int:
         """Kill every process carrying this marker (or, for a confined uid, owned by it); the count killed."""
         killed = 0
-        me = os.getpid()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == me:
-                continue
-            pid = int(entry.name)
-            try:
-                if uid is not None and entry.stat().st_uid == uid:
-                    hit = True
-                else:
-                    environ = (entry / "environ").read_bytes()
-                    hit = any(item.startswith(f"{MARKER}={marker_prefix}".encode()) for item in environ.split(b"\0"))
-            except (OSError, PermissionError):
-                continue
-            if hit:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
+        for pid in marked_processes(marker_prefix, uid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
         return killed
 
     def kill_leftovers_of_previous_run(self) -> int:
         """At start-up: processes a crashed daemon of this home left behind."""
         return self.kill_stragglers(f"{self.home_tag}:")
+
+
+def _closed_parent(path: Path) -> Path | None:
+    """The nearest folder above ``path`` that other users cannot enter, if any (the one to name in errors)."""
+    for parent in path.resolve().parents:
+        if not os.stat(parent).st_mode & stat.S_IXOTH:
+            return parent
+    return None
 
 
 def _ensure_mode(path: str, readable: int) -> None:

@@ -94,7 +94,7 @@ class PluginInstance:
         private = self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
         (private / "tmp").mkdir(parents=True, exist_ok=True)
         if confinement is not None and self.sandbox is not None:
-            self.sandbox.private_dir(confinement, private)
+            self.sandbox.own_private_dir(confinement, private)
             self.sandbox.restrict_code(confinement, self.launch.directory)
         env = {"PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin", "INSTALL_METHOD": "local",
                "HOME": str(private), "TMPDIR": str(private / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
