@@ -1,4 +1,5 @@
-"""The plugin key-value store on SQLite and on PostgreSQL: scoping, quota (atomic), key rules."""
+"""The plugin key-value store on SQLite and on PostgreSQL: scoping, quota (atomic; keys, values and a per-row
+overhead counted), key cap, key rules, and usage kept by earlier builds (value bytes only) recomputed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from plugdock.daemon.db import Database
-from plugdock.daemon.kvstore import KVStore, QuotaExceeded, StorageError
+from plugdock.daemon.kvstore import ROW_OVERHEAD, KVStore, QuotaExceeded, StorageError, row_cost
+from plugdock.daemon.models import StorageItem, StorageUsage
+from plugdock.daemon.settings import load_settings
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -42,7 +45,7 @@ def test_set_get_exist_delete(store: KVStore) -> None:
     assert store.get("t1", "a/p", "k") == b"value"
     assert store.exist("t1", "a/p", "k") and not store.exist("t1", "a/p", "other")
     store.set("t1", "a/p", "k", b"v2", limit=1024)
-    assert store.get("t1", "a/p", "k") == b"v2" and store.used("t1", "a/p") == 2
+    assert store.get("t1", "a/p", "k") == b"v2" and store.used("t1", "a/p") == 1 + 2 + ROW_OVERHEAD
     assert store.delete("t1", "a/p", "k") == 1 and store.delete("t1", "a/p", "k") == 0
     assert store.used("t1", "a/p") == 0
     with pytest.raises(StorageError, match="load data failed"):
@@ -58,12 +61,12 @@ def test_scoped_by_tenant_and_plugin(store: KVStore) -> None:
 
 
 def test_quota_is_enforced_and_counts_overwrites(store: KVStore) -> None:
-    store.set("t", "a/p", "a", b"x" * 600, limit=1000)
-    with pytest.raises(QuotaExceeded, match="would use 1100 of the 1000 bytes"):
+    store.set("t", "a/p", "a", b"x" * 600, limit=1000)  # 665 with its key and overhead
+    with pytest.raises(QuotaExceeded, match="would use 1230 of the 1000 bytes"):
         store.set("t", "a/p", "b", b"x" * 500, limit=1000)
     store.set("t", "a/p", "a", b"x" * 100, limit=1000)  # shrinking frees space
-    store.set("t", "a/p", "b", b"x" * 800, limit=1000)
-    assert store.used("t", "a/p") == 900
+    store.set("t", "a/p", "b", b"x" * 700, limit=1000)
+    assert store.used("t", "a/p") == 165 + 765
 
 
 def test_quota_holds_under_concurrent_writers(store: KVStore) -> None:
@@ -82,8 +85,8 @@ def test_quota_holds_under_concurrent_writers(store: KVStore) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    stored = sum(1 for n in range(30) if store.exist("t", "a/p", f"k{n}"))
-    assert store.used("t", "a/p") == stored * 100 <= 1000
+    stored = [f"k{n}" for n in range(30) if store.exist("t", "a/p", f"k{n}")]
+    assert stored and store.used("t", "a/p") == sum(row_cost(key, 100) for key in stored) <= 1000
     assert not [e for e in errors if "locked" not in str(e) and "could not serialize" not in str(e)]
 
 
@@ -106,10 +109,113 @@ def test_first_writes_of_one_key_racing_all_succeed(store: KVStore) -> None:
         thread.join()
     assert errors == []
     value = store.get("t", "a/p", "same")
-    assert store.used("t", "a/p") == len(value)
+    assert store.used("t", "a/p") == row_cost("same", len(value))
 
 
-@pytest.mark.parametrize("key", ["", "a/../b", "a//b", "a\\b", "k" * 257])
+BAD_KEYS = ["", "a/../b", "a//b", "a\\b", "k" * 257]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
 def test_bad_keys(store: KVStore, key: str) -> None:
-    with pytest.raises(StorageError):
+    with pytest.raises(StorageError, match="storage key"):
         store.set("t", "a/p", key, b"x", limit=1000)
+
+
+@pytest.mark.parametrize("operation", ["get", "delete", "exist"])
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_keys_are_refused_by_every_operation(store: KVStore, operation: str, key: str) -> None:
+    with pytest.raises(StorageError, match="storage key"):
+        getattr(store, operation)("t", "a/p", key)
+
+
+# -- what a row costs: key bytes + value bytes + ROW_OVERHEAD, at the exact limits ---------------
+
+def test_a_write_landing_exactly_on_the_quota_succeeds_and_one_byte_more_fails(store: KVStore) -> None:
+    limit = 1000
+    fits = limit - 1 - ROW_OVERHEAD  # key "k" is one byte
+    store.set("t", "a/p", "k", b"x" * fits, limit=limit)
+    assert store.used("t", "a/p") == limit
+    store.delete("t", "a/p", "k")
+    with pytest.raises(QuotaExceeded, match=f"writing {fits + 1} bytes to 'k' would use {limit + 1} of the {limit} "
+                                            f"bytes allowed for a/p .*{ROW_OVERHEAD} bytes of overhead; 0 in use"):
+        store.set("t", "a/p", "k", b"x" * (fits + 1), limit=limit)
+    assert store.used("t", "a/p") == 0 and not store.exist("t", "a/p", "k")
+
+
+def test_key_bytes_count_in_utf8(store: KVStore) -> None:
+    store.set("t", "a/p", "café", b"", limit=1000)  # 5 bytes in UTF-8, 4 characters
+    assert store.used("t", "a/p") == 5 + ROW_OVERHEAD
+    with pytest.raises(QuotaExceeded, match=f"would use {5 + ROW_OVERHEAD + 5 + ROW_OVERHEAD} of the 137 bytes"):
+        store.set("t", "a/p", "cafè", b"", limit=2 * (5 + ROW_OVERHEAD) - 1)
+
+
+def test_empty_values_consume_quota(store: KVStore) -> None:
+    """Found by the review: 5,000 keys with empty values used 0 bytes of quota."""
+    limit = 3 * (2 + ROW_OVERHEAD)
+    for n in range(3):
+        store.set("t", "a/p", f"k{n}", b"", limit=limit)
+    assert store.used("t", "a/p") == limit
+    with pytest.raises(QuotaExceeded, match=f"would use {limit + 2 + ROW_OVERHEAD} of the {limit} bytes"):
+        store.set("t", "a/p", "k3", b"", limit=limit)
+
+
+def test_overwriting_with_a_value_of_the_same_size_at_the_limit_succeeds(store: KVStore) -> None:
+    limit = 1 + 100 + ROW_OVERHEAD
+    store.set("t", "a/p", "k", b"a" * 100, limit=limit)
+    store.set("t", "a/p", "k", b"b" * 100, limit=limit)
+    assert store.get("t", "a/p", "k") == b"b" * 100 and store.used("t", "a/p") == limit
+    with pytest.raises(QuotaExceeded, match=f"would use {limit + 1} of the {limit} bytes"):
+        store.set("t", "a/p", "k", b"c" * 101, limit=limit)
+    store.set("t", "a/p", "k", b"d" * 99, limit=limit)  # shrinking at the limit is always allowed
+    assert store.used("t", "a/p") == limit - 1
+
+
+def test_delete_frees_the_key_bytes_and_the_overhead(store: KVStore) -> None:
+    store.set("t", "a/p", "keep", b"12345", limit=10_000)
+    before = store.used("t", "a/p")
+    store.set("t", "a/p", "temporary", b"", limit=10_000)
+    assert store.used("t", "a/p") == before + len("temporary") + ROW_OVERHEAD
+    assert store.delete("t", "a/p", "temporary") == 1
+    assert store.used("t", "a/p") == before == row_cost("keep", 5)
+
+
+@pytest.mark.parametrize("value_size", [0, 100])  # small and large usage: the key count is taken either way
+def test_the_nth_key_succeeds_and_the_next_fails(store: KVStore, value_size: int) -> None:
+    capped = KVStore(store.db, max_keys=3)
+    value = b"v" * value_size
+    for n in range(3):
+        capped.set("t", "a/p", f"k{n}", value, limit=100_000)
+    with pytest.raises(QuotaExceeded, match=r"adding 'k3' would make 4 keys for a/p, over the limit of 3 "
+                                            r"\(storage_max_keys, PLUGDOCK_STORAGE_MAX_KEYS\)"):
+        capped.set("t", "a/p", "k3", value, limit=100_000)
+    assert not capped.exist("t", "a/p", "k3")
+    capped.set("t", "a/p", "k2", b"new value", limit=100_000)  # overwriting at the cap adds no key
+    capped.set("t", "other-tenant", "k3", value, limit=100_000)  # the cap is per tenant and plugin
+    capped.delete("t", "a/p", "k0")
+    capped.set("t", "a/p", "k3", value, limit=100_000)  # a deleted key makes room
+    assert capped.used("t", "a/p") == row_cost("k1", value_size) + row_cost("k2", 9) + row_cost("k3", value_size)
+
+
+def test_usage_kept_by_earlier_builds_is_recomputed(store: KVStore) -> None:
+    """Earlier builds counted value bytes only; the first use of a plugin in a process derives its usage again."""
+    with store.db.session() as s:
+        s.add_all([StorageItem(tenant_id="t", plugin_id="a/p", key=f"old{n}", value=b"", size=0) for n in range(5)]
+                  + [StorageItem(tenant_id="t", plugin_id="a/p", key="big", value=b"x" * 10, size=10),
+                     StorageUsage(tenant_id="t", plugin_id="a/p", used=10)])
+    legacy = 5 * row_cost("old0", 0) + row_cost("big", 10)
+    fresh = KVStore(store.db)
+    limit = legacy + row_cost("new", 0)
+    with pytest.raises(QuotaExceeded, match=f"would use {limit} of the {limit - 1} bytes"):
+        fresh.set("t", "a/p", "new", b"", limit=limit - 1)  # under quota by the old count, over by the new
+    assert fresh.used("t", "a/p") == legacy  # the recomputed total survived the refused write
+    fresh.set("t", "a/p", "new", b"", limit=limit)
+    assert fresh.delete("t", "a/p", "big") == 1
+    assert fresh.used("t", "a/p") == limit - row_cost("big", 10)
+
+
+def test_the_key_cap_is_a_setting() -> None:
+    settings = load_settings(environ={"PLUGDOCK_STORAGE_MAX_KEYS": "250", "PLUGDOCK_HOME": "/nonexistent-unused",
+                                      "SERVER_KEY": "k"})
+    assert (settings.storage_max_keys, settings.sources["storage_max_keys"]) == (250, "env PLUGDOCK_STORAGE_MAX_KEYS")
+    assert load_settings(environ={"PLUGDOCK_HOME": "/nonexistent-unused", "SERVER_KEY": "k"}).storage_max_keys \
+        == 100_000

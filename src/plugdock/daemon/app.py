@@ -58,7 +58,7 @@ class Daemon:
         self.settings = settings
         settings.home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.database_url)
-        self.kv = KVStore(self.db)
+        self.kv = KVStore(self.db, max_keys=settings.storage_max_keys)
         self.installations = InstallationIndex(self.db)
         self.box = SecretBox(settings.home)
         self.credentials = CredentialStore(self.db, self.box)

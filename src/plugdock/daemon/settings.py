@@ -47,6 +47,7 @@ class Settings:
     idle_stop_after: int = 0  # seconds; 0 keeps plugins running
     max_concurrent_launches: int = 4
     storage_max_size: int = 104857600
+    storage_max_keys: int = 100_000  # keys per plugin and tenant
     pass_env: list[str] = field(default_factory=list)
     inner_api_url: str = ""
     inner_api_key: str = ""
@@ -113,6 +114,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_execution_timeout": ("PLUGIN_MAX_EXECUTION_TIMEOUT",),
     "max_stdout_line": ("PLUGIN_RUNTIME_MAX_BUFFER_SIZE",),
     "storage_max_size": ("PERSISTENCE_STORAGE_MAX_SIZE",),
+    "storage_max_keys": ("PLUGDOCK_STORAGE_MAX_KEYS",),
     "inner_api_url": ("DIFY_INNER_API_URL",),
     "inner_api_key": ("DIFY_INNER_API_KEY",),
     "start_plugins": ("PLUGDOCK_START_PLUGINS",),
