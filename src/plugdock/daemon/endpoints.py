@@ -1,16 +1,23 @@
 """Extension plugins' endpoints: set up per tenant under a hook id, and public traffic relayed byte for byte.
 
 ``/e/{hook_id}/{path}`` is rebuilt as an HTTP/1.1 request (proxy headers removed, ``Dify-Hook-Id`` and
-``Dify-Hook-Url`` added, as the official daemon does), hex-encoded, and sent to the plugin with the
-endpoint's settings (stored encrypted); the plugin's status, headers and body chunks are streamed back.
+``Dify-Hook-Url`` set by the daemon, as the official daemon does), hex-encoded, and sent to the plugin with
+the endpoint's settings (stored encrypted); the plugin's status, headers and body chunks are streamed back.
+The rebuilt request must mean to the plugin what it meant to the daemon: header names and values holding
+control characters are refused (a plugin splitting lines differently would see a header the daemon
+removed), names with ``_`` are dropped (WSGI reads ``X_Real_Ip`` as ``X-Real-Ip``), and the target is
+percent-encoded again from the decoded path.
 """
 
 from __future__ import annotations
 
 import binascii
+import re
 import secrets
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field
@@ -30,12 +37,59 @@ if TYPE_CHECKING:
 
 STRIPPED_HEADERS = {"x-forwarded-for", "x-real-ip", "x-forwarded", "x-original-forwarded-for", "x-original-url",
                     "x-original-host", "host", "content-length", "transfer-encoding", "connection"}
+HOOK_HEADERS = {"dify-hook-id", "dify-hook-url"}  # set by the daemon only, whatever the client sent
 HOP_BY_HOP = {"content-length", "transfer-encoding", "connection", "keep-alive"}
+HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token
+PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar and '/', left as they are; all else is percent-encoded
+QUERY_SAFE = PATH_SAFE + "?%[]"  # '%' kept: the query arrives encoded already
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
 
 
 class PermissionDenied(PlugdockError):
     code = "permission_denied"
+
+
+class BadHeader(InvalidRequest):
+    """A header the relay cannot pass on unchanged in meaning."""
+
+
+def header_text(name: bytes, value: bytes) -> tuple[str, str]:
+    """A header's name and value as latin-1 text (the bytes unchanged), or ``BadHeader`` naming it.
+
+    Values are read as UTF-8 where they are UTF-8 (else latin-1), and refused if they then hold any
+    control character but tab: CR, LF and NUL, and also those ``str.splitlines`` and other parsers break
+    lines at (``\\x0b``, ``\\x1c``-``\\x1e``, ``\\x85``, U+2028, U+2029)."""
+    shown = name.decode("latin-1")
+    if not HEADER_NAME.fullmatch(name):
+        raise BadHeader(f"header name {shown!r} is not an HTTP token (letters, digits and !#$%&'*+-.^_`|~ only)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    for char in text:
+        if char != "\t" and (unicodedata.category(char) == "Cc" or char in "\u2028\u2029"):
+            raise BadHeader(f"header {shown} holds the control character {char!r}; header values may not contain "
+                            "CR, LF, NUL or other control characters")
+    return shown, value.decode("latin-1")
+
+
+def relayed_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The client's headers to pass on, in order and with repeats; proxy, hop-by-hop and hook headers removed."""
+    kept = []
+    for name, value in raw:
+        text_name, text_value = header_text(name, value)
+        lowered = text_name.lower()
+        if "_" in lowered or lowered in STRIPPED_HEADERS or lowered in HOOK_HEADERS:
+            continue
+        kept.append((text_name, text_value))
+    return kept
+
+
+def request_target(path: str, query: bytes) -> str:
+    """The request target for the plugin: the decoded path percent-encoded again as UTF-8, the query as sent
+    with anything outside URL characters encoded (spaces and raw non-ASCII bytes among them)."""
+    target = "/" + quote(path, safe=PATH_SAFE)
+    return target + ("?" + quote(query, safe=QUERY_SAFE) if query else "")
 
 
 class SetupBody(BaseModel):
@@ -175,6 +229,10 @@ def register_endpoint_routes(app: FastAPI, daemon: Callable[[], Daemon]) -> None
             return envelope.error(404, "endpoint not found", "PluginDaemonNotFoundError")
         if not row.enabled:
             return envelope.error(404, "endpoint is disabled", "PluginDaemonNotFoundError")
+        try:
+            relayed = relayed_headers(list(request.scope["headers"]))
+        except BadHeader as exc:
+            return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
         limit = d.settings.endpoint_max_body
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -186,11 +244,10 @@ def register_endpoint_routes(app: FastAPI, daemon: Callable[[], Daemon]) -> None
             if len(body) > limit:
                 return envelope.error(413, f"request body is over the {limit}-byte endpoint limit",
                                       "PluginDaemonBadRequestError")
-        target = "/" + path + (f"?{request.url.query}" if request.url.query else "")
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED_HEADERS}
-        headers["Host"] = request.headers.get("x-original-host") or request.headers.get("host", "localhost")
-        headers["Dify-Hook-Id"] = hook_id
-        headers.setdefault("dify-hook-url", f"{base_url(request)}/e/{hook_id}/{path}")
+        target = request_target(path, request.scope.get("query_string") or b"")
+        host = request.headers.get("x-original-host") or request.headers.get("host", "localhost")
+        headers = [("Host", host), *relayed, ("Dify-Hook-Id", hook_id),
+                   ("Dify-Hook-Url", f"{base_url(request)}/e/{hook_id}/{quote(path, safe=PATH_SAFE)}")]
         raw = serialize_request(request.method, target, headers, bytes(body))
         data = {"type": "endpoint", "action": "invoke_endpoint", "user_id": row.user_id,
                 "raw_http_request": binascii.hexlify(raw).decode(), "settings": d.box.open(row.settings)}
