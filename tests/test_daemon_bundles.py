@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -88,8 +89,9 @@ def test_bundle_installs_every_member_in_one_task(registry: Registry, tmp_path: 
                                        files={"dify_bundle": ("b.difybndl", bundle.read_bytes())}))
         assert [m["type"] for m in decoded] == ["package", "marketplace", "github"]
         assert decoded[0]["value"]["unique_identifier"].startswith("plugdock/echo_tool:0.0.1@")
-        cli = subprocess.run([sys.executable, "-m", "plugdock", "install", str(bundle), "--daemon", d.url, "--key",
-                              KEY, "--tenant", "t1"], capture_output=True, text=True, timeout=300, check=False)
+        cli = subprocess.run([sys.executable, "-m", "plugdock", "install", str(bundle), "--daemon", d.url,
+                              "--tenant", "t1"], env={**os.environ, "PLUGDOCK_KEY": KEY}, capture_output=True,
+                             text=True, timeout=300, check=False)
         assert cli.returncode == 0, cli.stderr
         assert cli.stdout.count(": installed") == 3
         ids = d.data(d.client.get("/plugin/t1/management/installation/ids"))["plugin_ids"]

@@ -48,11 +48,14 @@ def invoke(d: DaemonProcess, plugin_id: str, text: str) -> list[dict]:
                                                  "tool_parameters": {"text": text}})
 
 
-def test_plugdock_debug_registers_serves_and_leaves(daemon: DaemonProcess) -> None:
+def test_plugdock_debug_registers_serves_and_leaves(daemon: DaemonProcess, tmp_path: Path) -> None:
     debug_key, port = key(daemon)
     assert key(daemon)[0] == debug_key  # one key per tenant, refreshed on each fetch
+    key_file = tmp_path / "debug.key"
+    key_file.write_text(debug_key + "\n")
+    key_file.chmod(0o600)
     proc = subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--url",
-                             f"127.0.0.1:{port}", "--key", debug_key], stderr=subprocess.PIPE)
+                             f"127.0.0.1:{port}", "--key-file", str(key_file)], stderr=subprocess.PIPE)
     try:
         entry = wait_listed(daemon, "plugdock/echo_tool")
         assert entry is not None and entry["runtime_type"] == "remote"
@@ -89,8 +92,8 @@ def test_official_sdk_remote_mode(daemon: DaemonProcess, official_python: str, t
 def test_bad_key_is_refused(daemon: DaemonProcess) -> None:
     _, port = key(daemon)
     proc = subprocess.run([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--url",
-                           f"127.0.0.1:{port}", "--key", "not-a-key"], capture_output=True, text=True, timeout=60,
-                          check=False)
+                           f"127.0.0.1:{port}"], env={**os.environ, "PLUGDOCK_DEBUG_KEY": "not-a-key"},
+                          capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 1
     assert "handshake failed, invalid key" in proc.stderr or "check the debug key" in proc.stderr
 

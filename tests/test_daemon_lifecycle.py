@@ -156,8 +156,11 @@ def test_silent_plugin_is_killed_and_shutdown_stops_everything(tmp_path: Path) -
         time.sleep(4)
         logs = d.data(d.client.get("/plugin/t1/management/logs", params={"plugin_id": "tester/up"}))
         assert logs["state"] == "failed" and any("no output or heartbeat for 2 s" in ln for ln in logs["lines"])
-        cli = subprocess.run([sys.executable, "-m", "plugdock", "logs", "tester/up", "--daemon", d.url, "--key",
-                              "test-server-key", "--tenant", "t1"], capture_output=True, text=True, check=False)
+        key_file = tmp_path / "server.key"
+        key_file.write_text("test-server-key\n")
+        key_file.chmod(0o600)
+        cli = subprocess.run([sys.executable, "-m", "plugdock", "logs", "tester/up", "--daemon", d.url, "--key-file",
+                              str(key_file), "--tenant", "t1"], capture_output=True, text=True, check=False)
         assert cli.returncode == 0 and "no output or heartbeat" in cli.stdout
         d.install(EXAMPLES / "echo_tool")
         call(d, "plugdock/echo_tool", "echo_tool", "echo_tool", {"text": "x"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -56,7 +57,7 @@ class FakeDebugDaemon:
 
 def start_debug(port: int, key: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"),
-                             "--url", f"127.0.0.1:{port}", "--key", key],
+                             "--url", f"127.0.0.1:{port}"], env={**os.environ, "PLUGDOCK_DEBUG_KEY": key},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -37,11 +37,21 @@ def run(directory: Path) -> None:
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--url", required=True, help="The daemon's debug address, HOST:PORT.")
-@click.option("--key", required=True, help="The debug key from the daemon (POST /plugin/{tenant}/debugging/key).")
-def debug(directory: Path, url: str, key: str) -> None:
-    """Connect the plugin to a daemon for remote debugging."""
+@click.option("--key-file", type=click.Path(readable=False, path_type=Path),
+              help="File holding the debug key from the daemon (POST /plugin/{tenant}/debugging/key); or set "
+                   "PLUGDOCK_DEBUG_KEY (or REMOTE_INSTALL_KEY, the official SDK's name).")
+@click.option("--key", help="Deprecated: the debug key itself, which every local process can read in "
+                            "/proc/<pid>/cmdline; use --key-file or PLUGDOCK_DEBUG_KEY.")
+def debug(directory: Path, url: str, key_file: Path | None, key: str | None) -> None:
+    """Connect the plugin to a daemon for remote debugging.
+
+    The key goes to the plugin in its environment (REMOTE_INSTALL_KEY), never on its command line."""
+    from plugdock.cli.secrets_input import resolve_secret
+
+    secret = resolve_secret(file_path=key_file, value=key, env_names=("PLUGDOCK_DEBUG_KEY", "REMOTE_INSTALL_KEY"),
+                            what="debug key")
     _exec_plugin(directory.resolve(), {"INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": url,
-                                       "REMOTE_INSTALL_KEY": key})
+                                       "REMOTE_INSTALL_KEY": secret.value})
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
