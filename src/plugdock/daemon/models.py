@@ -123,3 +123,12 @@ class EndpointRecord(Base):
     settings: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet token of the JSON settings
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+
+
+class PluginUser(Base):
+    """The uid each installed package runs as under the sandbox. Kept in the database, which no plugin can
+    reach or write, so no plugin can map itself to another uid (a file in the home once could be)."""
+
+    __tablename__ = "plugin_users"
+    unique_identifier: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uid: Mapped[int] = mapped_column(Integer, unique=True)

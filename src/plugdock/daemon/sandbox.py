@@ -3,50 +3,59 @@
 ``none``: the plugin runs as the daemon's user with only the allow-listed environment and its own
 process group (what every level has).
 
-``process`` adds, for each plugin process:
-- resource limits: resident memory from the manifest's ``resource.memory`` (enforced by the daemon's
-  watchdog, which samples the plugin's RSS and stops it with a named error: RLIMIT_AS cannot be used
-  because every Python thread reserves megabytes of address space it never touches, and this kind of
-  host has no delegated cgroup v2 memory controller), open files, no core dumps; ``no_new_privs`` so
-  nothing it runs can gain privileges (setuid binaries stay powerless);
-- when the daemon runs as root: a uid and gid of its own (allocated once per installed package), a private
-  home and temp folder only that uid can enter, the code folder owned by root and read-only to it,
-  the daemon's home closed to it except the folders it must read, and a process-count limit;
-- a marker in its environment so that every process it leaves behind (even children that escaped
-  its process group) is found and killed when it stops, and at the daemon's next start after a crash.
+``process`` adds, for each plugin process (and, as root, for each dependency build):
+- limits: open files, no core dumps, ``no_new_privs`` (setuid binaries stay powerless);
+- as root, a uid and gid of its own (allocated once per installed package and kept in the database, never
+  in a file a plugin could reach), the code folder owned by root and readable by that uid alone, the
+  daemon's home closed to it except the folders it must read;
+- as root, cgroups (:mod:`plugdock.daemon.cgroups`) that hold memory, processes and CPU in the kernel and
+  let every process of the plugin be killed at once; where the kernel offers no memory controller the
+  daemon samples resident memory instead (the last resort: it notices late);
+- as root, a mount namespace (:mod:`plugdock.daemon.sandbox_child`): a private size-limited ``/tmp``
+  (``/var/tmp`` and ``/dev/shm`` too) that also holds its home, and an empty ``/run``;
+- as root, loopback and the host's own addresses closed to its uid (:mod:`plugdock.daemon.network`);
+- a marker in its environment, and its uid, by which every process it leaves behind is found and killed
+  when it stops, and at the daemon's next start after a crash.
+Nothing the daemon does as root follows a link in a folder a plugin can write.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
-import json
 import os
-import resource
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from plugdock.daemon.plugin_users import PluginUsers
+from plugdock.daemon.sandbox_child import ChildPlan, child_setup
 from plugdock.errors import PlugdockError
 
+if TYPE_CHECKING:
+    from plugdock.daemon.cgroups import CgroupManager, PluginCgroup
+    from plugdock.daemon.network import NetworkPolicy
+
+__all__ = ["MARKER", "Confinement", "Sandbox", "SandboxError", "child_setup", "home_tag", "manifest_memory",
+           "marked_processes"]
+
 MARKER = "PLUGDOCK_INSTANCE"
-PR_SET_PDEATHSIG = 1
-PR_SET_NO_NEW_PRIVS = 38
 DEFAULT_MEMORY = 256 * 1024 * 1024
 # Manifests sometimes declare less than an interpreter needs to start; below this the limit would only
 # make the plugin unusable, so the effective limit never goes lower.
 MINIMUM_MEMORY = 128 * 1024 * 1024
-UID_RANGE = 1 << 22  # uids handed out: uid_base .. uid_base + UID_RANGE - 1
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
 READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime")
+# Directories the daemon keeps to itself; made before any plugin runs, so none is ever open to plugins.
+PRIVATE_HOME_DIRS = ("packages", "assets", "cache", "build")
+KILL_ROUNDS = 50
 
 
 class SandboxError(PlugdockError):
@@ -62,8 +71,12 @@ class Confinement:
     uid: int | None = None
     gid: int | None = None
     memory: int | None = None
+    memory_in_kernel: bool = False  # a cgroup holds it; otherwise the daemon samples resident memory
     open_files: int = 1024
     processes: int | None = None
+    private_mounts: bool = False
+    cgroup: PluginCgroup | None = None
+    shared_uid: bool = False  # dependency builds share the builder uid: kill by cgroup and marker only
 
 
 def manifest_memory(manifest: dict[str, Any]) -> int:
@@ -75,27 +88,6 @@ def manifest_memory(manifest: dict[str, Any]) -> int:
     return max(memory, MINIMUM_MEMORY) if memory > 0 else DEFAULT_MEMORY
 
 
-def _prctl(option: int, value: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
-
-
-def child_setup(confinement: Confinement | None) -> Callable[[], None]:
-    """The function the child runs between fork and exec (after the uid switch, which clears PDEATHSIG)."""
-
-    def setup() -> None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # die with the daemon, even when it is SIGKILLed
-        if confinement is None or confinement.level == "none":
-            return
-        _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (confinement.open_files, confinement.open_files))
-        if confinement.processes is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (confinement.processes, confinement.processes))
-
-    return setup
-
-
 def describe_exit(code: int | None, confinement: Confinement | None, last_lines: list[str]) -> str:
     """Why a plugin process ended, naming the limit it hit when the evidence points to one."""
     text = "\n".join(last_lines)
@@ -105,6 +97,9 @@ def describe_exit(code: int | None, confinement: Confinement | None, last_lines:
             reason = f"the plugin process was killed by {signal.Signals(-code).name}"
     if confinement is None or confinement.level == "none":
         return reason
+    if confinement.cgroup is not None and confinement.memory is not None and confinement.cgroup.oom_killed():
+        return (f"{reason}: it reached its memory limit of {confinement.memory // 2**20} MiB and the kernel "
+                f"stopped it (files in its /tmp count too; {memory_note(confinement)})")
     if "Too many open files" in text:
         return f"{reason}: it exceeded its open-files limit ({confinement.open_files})"
     if "Resource temporarily unavailable" in text and confinement.processes is not None:
@@ -156,11 +151,24 @@ def marked_processes(marker_prefix: str, uid: int | None = None) -> list[int]:
     return found
 
 
+def processes_of(uid: int) -> list[int]:
+    """Live processes owned by ``uid`` (this process excluded)."""
+    found = []
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != me:
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    found.append(int(entry.name))
+    return found
+
+
 class Sandbox:
-    """Allocates uids, prepares folders and finds stragglers for one daemon home."""
+    """Allocates uids, prepares folders, plans each confined launch and finds stragglers for one daemon home."""
 
     def __init__(self, home: Path, level: str = "process", uid_base: int = 200000, open_files: int = 1024,
-                 processes: int = 2048) -> None:
+                 processes: int = 2048, *, users: PluginUsers | None = None, tmp_size: int = 256 * 1024 * 1024,
+                 cpu: float = 1.0, cgroups: CgroupManager | bool | None = True) -> None:
         if level not in ("none", "process"):
             raise SandboxError(f"sandbox must be 'none' or 'process', not {level!r}")
         self.home = home
@@ -168,44 +176,125 @@ class Sandbox:
         self.uid_base = uid_base
         self.open_files = open_files
         self.processes = processes
+        self.tmp_size = tmp_size
+        self.cpu = cpu
         self.separate_users = level == "process" and os.geteuid() == 0
         self.home_tag = home_tag(home)
+        self.users = users
+        self.network: NetworkPolicy | None = None  # set by the daemon when it installs its network rules
         self._lock = threading.Lock()
         self._mirrors: dict[str, str] = {}  # interpreter -> its mirror, once made
+        self.private_mounts = self.separate_users and _mount_namespaces_work()
+        self.cgroups: CgroupManager | None = None
+        if self.separate_users and cgroups is True:
+            self.cgroups = _cgroup_manager(self.home_tag)
+        elif cgroups not in (True, False, None):
+            self.cgroups = cgroups  # type: ignore[assignment]
+
+    # -- what holds ---------------------------------------------------------------------------------------
+    def report(self) -> list[str]:
+        """One line per kind of containment, for ``serve``'s banner: what is enforced and by what."""
+        if self.level == "none":
+            return ["sandbox: none (plugins run as the daemon's user, with an allow-listed environment)"]
+        if not self.separate_users:
+            return ["sandbox: process (limits and no_new_privs; run as root for a uid, cgroups, private /tmp and "
+                    "network rules per plugin)"]
+        lines = [f"sandbox: process, a uid per plugin (from {self.uid_base + 1}), dependency builds as uid "
+                 f"{self.builder_uid}"]
+        if self.cgroups is not None and self.cgroups.available():
+            lines.append(f"limits: {self.cgroups.level}; cpu {self.cpu or 'unlimited'} core(s) per plugin")
+        else:
+            lines.append("limits: no cgroup controllers writable; memory sampled every 0.5 s (late), no cpu limit")
+        lines.append(f"files: private /tmp, /var/tmp, /dev/shm ({self.tmp_size // 2**20} MiB tmpfs) and empty "
+                     "/run per plugin" if self.private_mounts else
+                     "files: no mount namespaces here; temp folders are private folders in the home, unbounded")
+        if self.network is not None:
+            lines.append(self.network.level)
+        return lines
 
     # -- users ------------------------------------------------------------------------------------------
+    @property
+    def builder_uid(self) -> int | None:
+        """The uid dependency builds run as (None when the sandbox does not separate users)."""
+        if not self.separate_users or self.users is None:
+            return None
+        return self.users.builder_uid
+
     def uid_for(self, unique_identifier: str) -> int:
-        """A stable uid per installed package (kept in ``uids.json``): its private files stay its own, and no
-        other plugin shares the uid, so every process of that uid may be killed when the plugin stops."""
-        path = self.home / "uids.json"
-        with self._lock:
-            table: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-            if unique_identifier not in table:
-                # Derived from the home and the package, so daemons with different homes on one machine
-                # (which cannot see each other's tables) almost never pick the same uid; probe on a clash.
-                taken = set(table.values())
-                digest = hashlib.sha256(f"{self.home_tag}:{unique_identifier}".encode()).digest()
-                uid = self.uid_base + int.from_bytes(digest[:4], "big") % UID_RANGE
-                while uid in taken:
-                    uid = self.uid_base + (uid - self.uid_base + 1) % UID_RANGE
-                table[unique_identifier] = uid
-                staging = path.with_suffix(".tmp")
-                staging.write_text(json.dumps(table, indent=1))
-                os.chmod(staging, 0o600)
-                os.replace(staging, path)
-            return table[unique_identifier]
+        if self.users is None:
+            raise SandboxError("the sandbox separates users but has no uid table")
+        return self.users.uid_for(unique_identifier)
 
     def confinement(self, unique_identifier: str, manifest: dict[str, Any]) -> Confinement:
         marker = f"{self.home_tag}:{unique_identifier}"
         if self.level == "none":
             return Confinement("none", marker)
-        uid = self.uid_for(unique_identifier) if self.separate_users else None
-        return Confinement("process", marker, uid=uid, gid=uid, memory=manifest_memory(manifest),
-                           open_files=self.open_files, processes=self.processes if uid is not None else None)
+        memory = manifest_memory(manifest)
+        if not self.separate_users:
+            return Confinement("process", marker, memory=memory, open_files=self.open_files)
+        uid = self.uid_for(unique_identifier)
+        return self._confined(marker, uid, memory, f"u{uid}")
+
+    def builder_confinement(self, build_id: str) -> Confinement:
+        """A dependency build: the builder uid, a private /tmp, limits, cgroups; no memory sampling."""
+        uid = self.builder_uid
+        if uid is None:
+            return Confinement(self.level, f"{self.home_tag}:build:{build_id}", shared_uid=True)
+        name = "build-" + "".join(c for c in build_id if c.isalnum())[:40]
+        return self._confined(f"{self.home_tag}:build:{build_id}", uid, None, name, builder=True)
+
+    def _confined(self, marker: str, uid: int, memory: int | None, group: str, builder: bool = False) -> Confinement:
+        assert self.users is not None
+        self.users.check(uid, "launch a plugin" if not builder else "build dependencies")
+        cgroup = None
+        if self.cgroups is not None and self.cgroups.available():
+            from plugdock.daemon.cgroups import Limits
+
+            cgroup = self.cgroups.create(group, Limits(memory=memory, pids=self.processes,
+                                                       cpu=self.cpu or None))
+        in_kernel = cgroup is not None and self.cgroups is not None and "memory" in self.cgroups.available()
+        if self.network is not None:
+            self.network.admit(uid, builder=builder)
+        return Confinement("process", marker, uid=uid, gid=uid, memory=memory, memory_in_kernel=in_kernel,
+                           open_files=self.open_files, processes=self.processes, private_mounts=self.private_mounts,
+                           cgroup=cgroup, shared_uid=builder)
+
+    def plan(self, confinement: Confinement | None) -> ChildPlan | None:
+        """What the child does between fork and exec for this confinement (see sandbox_child)."""
+        if confinement is None or confinement.level == "none":
+            return None
+        carried = tuple(str(path) for path in self._carried_paths()) if confinement.private_mounts else ()
+        return ChildPlan(uid=confinement.uid, gid=confinement.gid, private_mounts=confinement.private_mounts,
+                         tmp_size=self.tmp_size, carried=carried,
+                         cgroup_procs=confinement.cgroup.procs_files if confinement.cgroup is not None else (),
+                         open_files=confinement.open_files,
+                         processes=confinement.processes if confinement.uid is not None else None,
+                         confined=True, parent_pid=os.getpid())
+
+    def preexec(self, confinement: Confinement | None) -> Any:
+        return child_setup(self.plan(confinement))
+
+    def private_paths(self, confinement: Confinement | None, fallback: Path) -> tuple[Path, Path]:
+        """(HOME, TMPDIR) of a confined process: in its private tmpfs when it has one, else ``fallback``
+        and ``fallback/tmp``, made safely (see :func:`private_dir`)."""
+        if confinement is not None and confinement.private_mounts:
+            return Path("/tmp/home"), Path("/tmp")
+        uid = confinement.uid if confinement is not None else None
+        private_dir(fallback, uid, None if uid is None else (confinement.gid if confinement else None))
+        private_dir(fallback / "tmp", uid, None if uid is None else (confinement.gid if confinement else None))
+        return fallback, fallback / "tmp"
+
+    def _carried_paths(self) -> list[Path]:
+        """Folders the plugin needs that a private /tmp would cover: the home (code, environments,
+        interpreters) when it lies under /tmp, /var/tmp or /dev/shm."""
+        home = self.home.resolve()
+        covered = [Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run")]
+        return [home] if any(root == home or root in home.parents for root in covered) else []
 
     # -- folders ----------------------------------------------------------------------------------------
     def lock_down_home(self) -> None:
-        """Close the daemon's home to plugin users except the folders they must read (called at start)."""
+        """Close the daemon's home to plugin users except the folders they must read (called at start,
+        before any plugin runs: every folder the daemon will write is made here with its final mode)."""
         if not self.separate_users:
             return
         self.home.mkdir(parents=True, exist_ok=True)
@@ -215,30 +304,34 @@ class Sandbox:
                 f"the sandbox runs each plugin as its own user, but other users cannot enter {closed} "
                 f"(mode {stat.S_IMODE(os.stat(closed).st_mode):o}), a parent of the home {self.home}: choose a "
                 "home outside it, allow entering it (chmod o+x), or run with --sandbox none")
+        os.chown(self.home, 0, 0, follow_symlinks=False)
         os.chmod(self.home, 0o711)  # enter, but not list
+        for name in (*READABLE_HOME_DIRS, *PRIVATE_HOME_DIRS):
+            (self.home / name).mkdir(mode=0o700, exist_ok=True)
         for entry in self.home.iterdir():
-            if entry.name in READABLE_HOME_DIRS and entry.is_dir():
+            if entry.is_symlink():  # nothing in the home is a link the daemon made: refuse to follow it
+                entry.unlink()
+            elif entry.name in READABLE_HOME_DIRS and entry.is_dir():
                 os.chmod(entry, 0o711)
             elif entry.is_dir():
                 os.chmod(entry, 0o700)
             else:
-                os.chmod(entry, 0o600)  # the database (its WAL files follow its mode), keys, uid table
-        for name in READABLE_HOME_DIRS:
-            (self.home / name).mkdir(mode=0o711, exist_ok=True)
+                os.chmod(entry, 0o600)  # the database (its WAL files follow its mode), keys
+        if self.users is not None:
+            self.users.import_legacy_table(self.home / "uids.json")
 
-    def own_private_dir(self, confinement: Confinement, path: Path) -> None:
-        """Hand the plugin's home folder and its ``tmp`` to the plugin's user alone."""
-        if confinement.uid is not None:
-            for folder in (path, path / "tmp"):
-                os.chown(folder, confinement.uid, confinement.gid or confinement.uid)
-                os.chmod(folder, 0o700)
-
-    def restrict_code(self, confinement: Confinement, directory: Path) -> None:
-        """The plugin's code folder: readable by that plugin's group alone, writable by nobody but root."""
-        if confinement.uid is None:
+    def restrict_code(self, unique_identifier: str, directory: Path) -> None:
+        """The plugin's code folder: readable by that plugin's group alone, writable by nobody but root
+        (done at install, before the folder takes its final name)."""
+        if not self.separate_users:
             return
-        os.chown(directory, 0, confinement.gid or confinement.uid)
-        os.chmod(directory, 0o750)
+        gid = self.uid_for(unique_identifier)
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.fchown(fd, 0, gid)
+            os.fchmod(fd, 0o750)
+        finally:
+            os.close(fd)
 
     def make_readable(self, root: Path) -> None:
         """Code and environments: owned by the daemon, readable (never writable) by plugin users.
@@ -300,8 +393,41 @@ class Sandbox:
         return None
 
     # -- stragglers -------------------------------------------------------------------------------------
+    def kill_all(self, confinement: Confinement | None) -> int:
+        """Kill every process of a confined plugin: its cgroup (frozen first, so none can fork away), every
+        process of its uid, and anything carrying its marker; the count killed."""
+        if confinement is None:
+            return 0
+        killed = 0
+        if confinement.cgroup is not None:
+            with contextlib.suppress(OSError, PlugdockError):
+                killed += confinement.cgroup.kill_all()
+                if confinement.shared_uid:  # one group per build: gone with it
+                    confinement.cgroup.remove()
+        if confinement.uid is not None and not confinement.shared_uid:
+            killed += self.kill_uid(confinement.uid)
+        return killed + self.kill_stragglers(confinement.marker)
+
+    def kill_uid(self, uid: int) -> int:
+        """Every process of a plugin uid, killed by a ``kill -9 -1`` run as that uid: the kernel signals the
+        whole set at once, so a process that forks and exits in a loop cannot slip between scans."""
+        if self.users is None:
+            return 0
+        self.users.check(uid, "kill processes")
+        before = len(processes_of(uid))
+        for _ in range(KILL_ROUNDS):
+            if not processes_of(uid):
+                break
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(["kill", "-9", "--", "-1"], user=uid, group=uid, extra_groups=[],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=10,
+                               env={"PATH": "/usr/bin:/bin"})
+        return before
+
     def kill_stragglers(self, marker_prefix: str, uid: int | None = None) -> int:
-        """Kill every process carrying this marker (or, for a confined uid, owned by it); the count killed."""
+        """Kill every process carrying this marker (or owned by ``uid``, a plugin uid); the count killed."""
+        if uid is not None and self.users is not None:
+            self.users.check(uid, "kill processes")
         killed = 0
         for pid in marked_processes(marker_prefix, uid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -309,9 +435,84 @@ class Sandbox:
                 killed += 1
         return killed
 
+    def close(self) -> None:
+        """At shutdown, after every plugin stopped: remove this home's cgroups (none pile up across runs)."""
+        if self.cgroups is not None:
+            with contextlib.suppress(OSError, PlugdockError):
+                self.cgroups.destroy()
+
     def kill_leftovers_of_previous_run(self) -> int:
-        """At start-up: processes a crashed daemon of this home left behind."""
-        return self.kill_stragglers(f"{self.home_tag}:")
+        """At start-up: processes a crashed daemon of this home left behind — by marker, by every uid this
+        home ever handed out (a double-forked child with an empty environment has no marker), and by cgroup."""
+        killed = self.kill_stragglers(f"{self.home_tag}:")
+        if self.separate_users and self.users is not None:
+            for uid in self.users.all_uids():  # the builder's uid is in the table too
+                killed += self.kill_uid(uid)
+        if self.cgroups is not None:
+            with contextlib.suppress(OSError, PlugdockError):
+                killed += len(self.cgroups.sweep())
+        return killed
+
+
+def private_dir(path: Path, uid: int | None, gid: int | None) -> None:
+    """Make ``path`` a real directory owned by ``uid`` (mode 700), never following a link: its parent is
+    opened without following links, a link or file in its place is removed, and the ownership is changed
+    through a descriptor of the directory itself, so swapping ``path`` for a link changes nothing."""
+    parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for _ in range(3):
+            try:
+                fd = os.open(path.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path.name, 0o700, dir_fd=parent_fd)
+                continue
+            except OSError:  # a link (ELOOP) or a file (ENOTDIR) in its place: removed, never followed
+                _remove_entry(parent_fd, path.name)
+                continue
+            try:
+                if uid is not None:
+                    os.fchown(fd, uid, gid if gid is not None else uid)
+                os.fchmod(fd, 0o700)
+                return
+            finally:
+                os.close(fd)
+        raise SandboxError(f"could not make {path} a private folder: something keeps replacing it")
+    finally:
+        os.close(parent_fd)
+
+
+def _remove_entry(parent_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=parent_fd)
+    except IsADirectoryError:
+        shutil.rmtree(name, dir_fd=parent_fd)
+    except FileNotFoundError:
+        pass
+
+
+def _mount_namespaces_work() -> bool:
+    """Whether this host lets the daemon give a child its own mount namespace and tmpfs (containers without
+    CAP_SYS_ADMIN do not): tried once with a throwaway child."""
+    plan = ChildPlan(private_mounts=True, tmp_size=1024 * 1024)
+    try:
+        probe = subprocess.run(["true"], preexec_fn=child_setup(plan), capture_output=True, check=False,
+                               timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def _cgroup_manager(tag: str) -> CgroupManager | None:
+    try:
+        from plugdock.daemon.cgroups import CgroupManager
+    except ImportError:
+        return None
+    try:
+        return CgroupManager(tag)
+    except (OSError, PlugdockError) as exc:
+        sys.stderr.write(f"plugdock: cgroups unavailable ({exc}); memory will be sampled\n")
+        return None
 
 
 def _closed_parent(path: Path) -> Path | None:

@@ -43,6 +43,10 @@ class Settings:
     heartbeat_timeout: int = 120
     launch_timeout: int = 120
     body_timeout: int = 60  # seconds for a request body to arrive in full (slow uploads are cut)
+    header_timeout: int = 10  # seconds for a request head to arrive (from connect, or from the last response)
+    keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
+    max_connections: int = 1024  # open HTTP connections; lowered at start to fit the open-file limit
+    max_connections_per_peer: int = 256  # open HTTP connections from one client address
     start_plugins: str = "lazy"  # "lazy" or "boot"
     idle_stop_after: int = 0  # seconds; 0 keeps plugins running
     max_concurrent_launches: int = 4
@@ -52,6 +56,8 @@ class Settings:
     inner_api_url: str = ""
     inner_api_key: str = ""
     uv_index_url: str = ""
+    allow_sdists: bool = False  # off: uv gets --only-binary :all:; on: sdists build as the unprivileged builder
+    allow_direct_urls: bool = False  # `name @ https://…` / `git+…` lines in requirements.txt
     log_lines_kept: int = 1000
     preinstall: list[str] = field(default_factory=list)
     max_backwards_depth: int = 8
@@ -61,12 +67,19 @@ class Settings:
     remote_installing_max_conn: int = 256
     remote_installing_max_per_tenant: int = 16
     remote_installing_timeout: int = 10
+    remote_installing_max_handshake: int = 4096  # bytes in the handshake line, read before any key is checked
     marketplace_url: str = "https://marketplace.dify.ai"
     github_url: str = "https://github.com"
     endpoint_max_body: int = 10 * 1024 * 1024
     public_url: str = ""
     sandbox: str = "process"  # "none" or "process": see plugdock.daemon.sandbox
     sandbox_uid_base: int = 200000
+    plugin_network: str = "deny-local"  # "deny-local", "deny-private" or "open": see plugdock.daemon.network
+    plugin_network_allow: list[str] = field(default_factory=list)  # host:port plugins may reach anyway
+    plugin_tmp_size: int = 256 * 1024 * 1024  # bytes of the private /tmp tmpfs (counts toward memory)
+    plugin_cpu: float = 1.0  # cores per plugin (cgroup cpu quota); 0 = unlimited
+    session_buffer: int = 16 * 1024 * 1024  # bytes of a plugin's output waiting for one caller
+    session_stall_timeout: int = 30  # seconds a caller may read nothing while its buffer is full
     plugin_max_open_files: int = 1024
     plugin_max_processes: int = 2048  # threads count too: the official SDK's pool may hold 1000
     sources: dict[str, str] = field(default_factory=dict)
@@ -128,14 +141,27 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "remote_installing_port": ("PLUGIN_REMOTE_INSTALLING_PORT",),
     "remote_installing_max_conn": ("PLUGIN_REMOTE_INSTALLING_MAX_CONN",),
     "remote_installing_timeout": ("PLUGDOCK_REMOTE_INSTALLING_TIMEOUT",),
+    "remote_installing_max_handshake": ("PLUGDOCK_REMOTE_INSTALLING_MAX_HANDSHAKE",),
     "marketplace_url": ("MARKETPLACE_API_URL", "PLUGDOCK_MARKETPLACE_URL"),
     "github_url": ("PLUGDOCK_GITHUB_URL",),
     "launch_timeout": ("PLUGDOCK_LAUNCH_TIMEOUT",),
     "body_timeout": ("PLUGDOCK_BODY_TIMEOUT",),
+    "header_timeout": ("PLUGDOCK_HEADER_TIMEOUT",),
+    "keep_alive_timeout": ("PLUGDOCK_KEEP_ALIVE_TIMEOUT",),
+    "max_connections": ("PLUGDOCK_MAX_CONNECTIONS",),
+    "max_connections_per_peer": ("PLUGDOCK_MAX_CONNECTIONS_PER_PEER",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
+    "allow_sdists": ("PLUGDOCK_ALLOW_SDISTS",),
+    "allow_direct_urls": ("PLUGDOCK_ALLOW_DIRECT_URLS",),
     "sandbox": ("PLUGDOCK_SANDBOX",),
     "sandbox_uid_base": ("PLUGDOCK_SANDBOX_UID_BASE",),
+    "plugin_network": ("PLUGDOCK_PLUGIN_NETWORK",),
+    "plugin_network_allow": ("PLUGDOCK_PLUGIN_NETWORK_ALLOW",),
+    "plugin_tmp_size": ("PLUGDOCK_PLUGIN_TMP_SIZE",),
+    "plugin_cpu": ("PLUGDOCK_PLUGIN_CPU",),
+    "session_buffer": ("PLUGDOCK_SESSION_BUFFER",),
+    "session_stall_timeout": ("PLUGDOCK_SESSION_STALL_TIMEOUT",),
     "plugin_max_open_files": ("PLUGDOCK_PLUGIN_MAX_OPEN_FILES",),
     "plugin_max_processes": ("PLUGDOCK_PLUGIN_MAX_PROCESSES",),
 }
@@ -150,6 +176,8 @@ def _coerce(name: str, value: Any) -> Any:
             return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
         if kind == "int":
             return int(value)
+        if kind == "float":
+            return float(value)
         if kind == "list[str]":
             if isinstance(value, list):
                 return [str(v) for v in value]
@@ -201,6 +229,9 @@ def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None 
             settings.sources["server_key"] = f"generated ({key_file})"
     if settings.sandbox not in ("none", "process"):
         raise PlugdockError(f"sandbox must be 'none' or 'process', not {settings.sandbox!r}")
+    from plugdock.daemon.network import check_settings
+
+    check_settings(settings)  # plugin_network and its allow-list
     if settings.start_plugins not in ("lazy", "boot"):
         raise PlugdockError(f"start_plugins must be 'lazy' or 'boot', not {settings.start_plugins!r}")
     return settings

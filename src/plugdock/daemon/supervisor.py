@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +32,7 @@ from plugdock.daemon.sandbox import (
     memory_note,
     resident_memory,
 )
+from plugdock.daemon.sandbox_child import ChildSetupError
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 from plugdock.protocol.messages import request_line
@@ -58,7 +60,10 @@ class Launch:
 
 @dataclass
 class _Waiting:
-    """A request in flight: where its messages go, and what reverse calls made from it inherit."""
+    """A request in flight: where its messages go, and what reverse calls made from it inherit.
+
+    ``queued`` counts the bytes waiting for the caller; past the session buffer the plugin's output is
+    no longer read (the plugin blocks on its pipe) until the caller catches up or is cut."""
 
     queue: asyncio.Queue[dict[str, Any] | None]
     tenant_id: str
@@ -66,6 +71,34 @@ class _Waiting:
     user_id: str = ""
     depth: int = 0
     deadline: float = float("inf")
+    queued: int = 0
+    sizes: collections.deque[int] = field(default_factory=collections.deque)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
+
+    def put(self, message: dict[str, Any] | None, size: int = 0) -> None:
+        self.queued += size
+        self.sizes.append(size)
+        self.drained.clear()
+        self.queue.put_nowait(message)
+
+    async def get(self) -> dict[str, Any] | None:
+        message = await self.queue.get()
+        if self.sizes:
+            self.queued -= self.sizes.popleft()
+        self.drained.set()
+        return message
+
+    def cut(self, error: dict[str, Any]) -> None:
+        """Drop what waits and leave the caller one error and the end (it reads nothing anyway)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.sizes.clear()
+        self.queued = 0
+        self.closed = True
+        self.queue.put_nowait(error)
+        self.queue.put_nowait(None)
+        self.drained.set()
 
 
 @dataclass
@@ -92,12 +125,13 @@ class PluginInstance:
         """The allow-list: what the protocol needs, a private home and temp folder, and what the operator names."""
         env_bin = str(self.launch.python.parent)
         private = self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
-        (private / "tmp").mkdir(parents=True, exist_ok=True)
-        if confinement is not None and self.sandbox is not None:
-            self.sandbox.own_private_dir(confinement, private)
-            self.sandbox.restrict_code(confinement, self.launch.directory)
+        if self.sandbox is not None:
+            home, tmp = self.sandbox.private_paths(confinement, private)
+        else:
+            (private / "tmp").mkdir(parents=True, exist_ok=True)
+            home, tmp = private, private / "tmp"
         env = {"PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin", "INSTALL_METHOD": "local",
-               "HOME": str(private), "TMPDIR": str(private / "tmp"), "PYTHONDONTWRITEBYTECODE": "1",
+               "HOME": str(home), "TMPDIR": str(tmp), "PYTHONDONTWRITEBYTECODE": "1",
                "PLUGIN_RUNTIME_MAX_BUFFER_SIZE": str(self.settings.max_stdout_line)}
         if confinement is not None:
             env[MARKER] = confinement.marker
@@ -120,16 +154,15 @@ class PluginInstance:
         if self.sandbox is not None:
             conf = self.sandbox.confinement(self.launch.unique_identifier, self.launch.manifest)
         self.confinement = conf
-        uid = conf.uid if conf is not None else None
+        preexec = self.sandbox.preexec(conf) if self.sandbox is not None else child_setup(None)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 str(self.launch.python), "-m", self.launch.entrypoint, cwd=self.launch.directory,
                 env=self.environment(conf), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=child_setup(conf),
-                limit=self.settings.max_stdout_line + 1, user=uid, group=uid,
-                extra_groups=[] if uid is not None else None,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=preexec,
+                limit=self.settings.max_stdout_line + 1,
             )
-        except OSError as exc:
+        except (OSError, ChildSetupError, subprocess.SubprocessError, PlugdockError) as exc:
             self._fail(f"could not launch {self.launch.python}: {exc}")
             raise PluginUnavailable(self.error) from exc
         self.last_output = time.monotonic()
@@ -154,9 +187,8 @@ class PluginInstance:
         self.state, self.error = "failed", reason
         self.logs.append(f"[plugdock] {reason}")
         for sid, waiting in list(self.sessions.items()):
-            waiting.queue.put_nowait({"type": "error", "data": {
+            waiting.cut({"type": "error", "data": {
                 "error_type": "PluginUnavailableError", "message": self._describe(), "args": {}}})
-            waiting.queue.put_nowait(None)
             self.sessions.pop(sid, None)
         if self._ready is not None:
             self._ready.set()
@@ -185,14 +217,16 @@ class PluginInstance:
         self._fail_sessions("the plugin was stopped")
 
     def kill_stragglers(self) -> None:
-        """Children that left the process group (setsid, double fork) still carry the marker: kill them."""
+        """Children that left the process group (setsid, double fork, fork-and-exit loops) are in its cgroup,
+        run as its uid or carry its marker: kill them all."""
         if self.sandbox is not None and self.confinement is not None:
-            self.sandbox.kill_stragglers(self.confinement.marker, self.confinement.uid)
+            self.sandbox.kill_all(self.confinement)
 
     def over_memory(self) -> str | None:
-        """Why the plugin must be stopped for its memory use, if it must."""
+        """Why the plugin must be stopped for its memory use, if it must (only where no kernel limit holds)."""
         conf = self.confinement
-        if conf is None or conf.memory is None or self.proc is None or self.proc.returncode is not None:
+        if conf is None or conf.memory is None or conf.memory_in_kernel or self.proc is None \
+                or self.proc.returncode is not None:
             return None
         used = resident_memory(self.proc.pid)
         if used is None or used <= conf.memory:
@@ -202,9 +236,8 @@ class PluginInstance:
 
     def _fail_sessions(self, reason: str) -> None:
         for sid, waiting in list(self.sessions.items()):
-            waiting.queue.put_nowait({"type": "error", "data": {
+            waiting.cut({"type": "error", "data": {
                 "error_type": "PluginUnavailableError", "message": reason, "args": {}}})
-            waiting.queue.put_nowait(None)
             self.sessions.pop(sid, None)
 
     # -- output -------------------------------------------------------------------------------------
@@ -237,9 +270,9 @@ class PluginInstance:
             self.logs.append(f"[stdout] {line[:500].decode('utf-8', 'replace')}")
             return
         if isinstance(message, dict):
-            await self._handle_message(message)
+            await self._handle_message(message, len(raw))
 
-    async def _handle_message(self, message: dict[str, Any]) -> None:
+    async def _handle_message(self, message: dict[str, Any], size: int = 0) -> None:
         event = message.get("event")
         if event == "heartbeat":
             if self.state == "starting":
@@ -253,9 +286,9 @@ class PluginInstance:
         elif event == "error":
             self.logs.append(f"[error] {json.dumps(message.get('data'))[:500]}")
         elif event == "session":
-            await self._route(message)
+            await self._route(message, size)
 
-    async def _route(self, message: dict[str, Any]) -> None:
+    async def _route(self, message: dict[str, Any], size: int = 0) -> None:
         session_id = str(message.get("session_id"))
         data = message.get("data") or {}
         waiting = self.sessions.get(session_id)
@@ -269,9 +302,29 @@ class PluginInstance:
         if data.get("type") == "error" and isinstance(data.get("data"), dict):
             error = data["data"]
             error["message"] = limit_hint(str(error.get("message", "")), self.confinement)
-        waiting.queue.put_nowait(data)
+        if not await self._room_for(session_id, waiting):
+            return
+        waiting.put(data, size)
         if data.get("type") == "end":
             self.sessions.pop(session_id, None)
+
+    async def _room_for(self, session_id: str, waiting: _Waiting) -> bool:
+        """Backpressure: while the caller has more than the session buffer waiting, stop reading the plugin
+        (its writes then block on the pipe); a caller that reads nothing for the stall limit is cut."""
+        limit = self.settings.session_buffer
+        while waiting.queued > limit and not waiting.closed:
+            waiting.drained.clear()
+            try:
+                await asyncio.wait_for(waiting.drained.wait(), timeout=self.settings.session_stall_timeout)
+            except TimeoutError:
+                waiting.cut({"type": "error", "data": {"error_type": "SessionStalledError", "message": (
+                    f"the caller read nothing for {self.settings.session_stall_timeout} s while over "
+                    f"{limit} bytes of the plugin's output waited (PLUGDOCK_SESSION_BUFFER, "
+                    "PLUGDOCK_SESSION_STALL_TIMEOUT); the session was cut"), "args": {}}})
+                self.sessions.pop(session_id, None)
+                self.logs.append(f"[plugdock] session {session_id} cut: its caller stopped reading")
+                return False
+        return not waiting.closed
 
     async def _read_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
@@ -312,11 +365,13 @@ class PluginInstance:
         try:
             await self.send(request_line(session_id, data, **envelope))
             while True:
-                message = await waiting.queue.get()
+                message = await waiting.get()
                 if message is None or message.get("type") == "end":
                     return
                 yield message
         finally:
+            waiting.closed = True
+            waiting.drained.set()  # a reader held back for this caller goes on
             self.sessions.pop(session_id, None)
             self.last_used = time.monotonic()
 
