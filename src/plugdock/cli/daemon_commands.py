@@ -55,7 +55,9 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
     import uvicorn
 
     from plugdock.daemon.app import create_app
+    from plugdock.daemon.connections import uvicorn_options
 
+    connection_options, limits = uvicorn_options(settings)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"plugdock daemon on {base}  (home {settings.home}, database {settings.database_shown})", err=True)
     # The key itself never goes to a log: say where it is.
@@ -64,13 +66,15 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
     key_shell = f"$(cat {key_file})" if "generated" in source else "$SERVER_KEY"
     click.echo(f"API key: {'in ' + str(key_file) if 'generated' in source else 'from ' + source}", err=True)
     click.echo(f"sandbox: {settings.sandbox}", err=True)
+    click.echo(limits.describe(), err=True)
     if settings.preinstall:
         click.echo("try it, once the examples are installed:", err=True)
         click.echo(f"  curl -N -X POST {base}/plugin/default/dispatch/tool/invoke -H \"X-Api-Key: "
                    f"{key_shell}\" -H 'X-Plugin-ID: plugdock/echo_tool' -H 'Content-Type: application/json'"
                    " -d '{\"user_id\":\"me\",\"data\":{\"provider\":\"echo_tool\",\"tool\":\"echo_tool\","
                    "\"credentials\":{},\"tool_parameters\":{\"text\":\"hello\"}}}'", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                **connection_options)
 
 
 _DAEMON_HELP = "The daemon's URL (PLUGDOCK_DAEMON_URL)."
