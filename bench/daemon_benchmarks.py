@@ -72,7 +72,8 @@ def dispatch(quick: bool) -> list[Figure]:
 def streaming_models(quick: bool) -> list[Figure]:
     """100 concurrent streaming LLM calls through a model plugin, against a loopback API streaming 100 chunks;
     the same calls made straight to the API are the physical limit."""
-    api, daemon = ApiServer(), Daemon()
+    api = ApiServer()
+    daemon = Daemon(PLUGDOCK_PLUGIN_NETWORK_ALLOW=f"127.0.0.1:{api.port}")  # plugins call the loopback API
     calls, chunks = (20, 20) if quick else (100, 100)
     try:
         model = _plugin("model", "oai", "customizable")
@@ -270,7 +271,8 @@ class T(Tool):
 def reverse(quick: bool) -> list[Figure]:
     """A tool calling back into the daemon: storage writes, and an LLM call through the daemon to a model plugin
     and on to the loopback API, against the same LLM call made straight from the tool."""
-    api, daemon = ApiServer(), Daemon()
+    api = ApiServer()
+    daemon = Daemon(PLUGDOCK_PLUGIN_NETWORK_ALLOW=f"127.0.0.1:{api.port}")  # plugins call the loopback API
     try:
         model = _plugin("model", "oai", "customizable")
         (model / "models" / "llm" / "llm.py").write_text(OPENAI_LLM)

@@ -166,7 +166,8 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.stderr.write("setting up: loopback LLM API, daemon, four plugins (plugdock and official SDK)\n")
-    api, daemon = ApiServer(), Daemon()
+    api = ApiServer()
+    daemon = Daemon(PLUGDOCK_PLUGIN_NETWORK_ALLOW=f"127.0.0.1:{api.port}")  # plugins call the loopback API
     tag = home_tag(daemon.home) + ":"
     tally = Tally()
     try:

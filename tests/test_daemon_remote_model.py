@@ -24,8 +24,10 @@ def api() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(tmp_path_factory.mktemp("home")).start()
+def daemon(tmp_path_factory: pytest.TempPathFactory, api: FakeOpenAI) -> Iterator[DaemonProcess]:
+    # plugins may not reach loopback by default (plugin_network): the fake API is allow-listed like Ollama would be
+    d = DaemonProcess(tmp_path_factory.mktemp("home"),
+                      PLUGDOCK_PLUGIN_NETWORK_ALLOW=api.url.split("/")[2]).start()
     root = make_plugin(tmp_path_factory.mktemp("p") / "oai", kind="model", name="oai", model_method="customizable")
     (root / "models" / "llm" / "llm.py").write_text(OPENAI_LLM)
     d.install(root)
