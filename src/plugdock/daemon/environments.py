@@ -4,14 +4,24 @@ An environment is named by a hash of (requirements, Python version, platform, pl
 second plugin — or a new version — with the same dependencies reuses it: no rebuild, no extra disk.
 Builds go to a temporary folder and are renamed into place, so a crash never leaves half an
 environment that looks ready.
+
+Requirements arrive checked by :mod:`plugdock.daemon.requirements_policy`. When the sandbox separates users
+(root), uv runs as the home's builder uid, confined like a plugin, with an allow-listed environment, its HOME
+and TMPDIR in ``<home>/build/<env>.work`` and its cache in ``<home>/build/uv-cache`` (a build that may run
+sdists gets a cache of its own); sdists are refused (``--only-binary :all:``) unless the operator allows them.
+The finished folder is given back to root without following links before it is made readable. uv's output
+goes to the daemon's log; errors carry only its diagnostic lines, cut after any path outside the build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -23,7 +33,8 @@ from sqlalchemy import select
 
 from plugdock.daemon.db import Database
 from plugdock.daemon.models import Environment
-from plugdock.daemon.sandbox import Sandbox
+from plugdock.daemon.requirements_policy import CheckedRequirements
+from plugdock.daemon.sandbox import MARKER, Sandbox, private_dir
 from plugdock.errors import PlugdockError
 
 Progress = Callable[[str], None]
@@ -123,7 +134,213 @@ def plugdock_wheels(home: Path) -> tuple[Path | None, str]:
                                    capture_output=True, text=True, check=False)
             if build.returncode != 0:
                 raise EnvironmentBuildError(f"could not build plugdock's own wheel: {build.stderr[-1000:]}")
+        # The builder uid reads it through --find-links (``wheels`` itself lets others enter, not list).
+        os.chmod(target, 0o755)
+        for wheel in target.glob("plugdock-*.whl"):
+            os.chmod(wheel, 0o644)
     return target, key
+
+
+# What a build as the builder uid sees of the daemon's environment: how to reach the index, nothing else.
+PASSED_TO_BUILDS = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                    "no_proxy")
+# uv variables the daemon sets itself, or that would undo the build policy.
+WITHHELD_UV = ("UV_CACHE_DIR", "UV_CONFIG_FILE", "UV_NO_CONFIG", "UV_NO_BINARY", "UV_NO_BINARY_PACKAGE",
+               "UV_NO_BUILD_ISOLATION", "UV_LINK_MODE", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON_INSTALL_DIR")
+# uv's own diagnostic lines; anything else it prints (a build's output, an echoed file) stays out of the API.
+UV_DIAGNOSTICS = ("error:", "warning:", "hint:", "help:", "cause:", "caused by:", "×", "╰─▶", "├─▶")
+SUMMARY_LINES = 12
+SUMMARY_LINE_CHARS = 240
+# An absolute path (or file:// URL) that starts a token: not the //host or /path of an https URL.
+_PATH_TOKEN = re.compile(r"(?<![\w/.:@-])(?:file://)?(/(?!/)[^\s`'\"]*)")
+
+
+def summarize_uv_output(output: str, allowed: list[Path]) -> str:
+    """uv's diagnostic lines only, each cut short, and cut after any path outside ``allowed``: uv quotes the files
+    it reads (``-r /root-only/key`` once printed the key's first line), and those must not reach the API."""
+    prefixes = [str(path).rstrip("/") for path in allowed]
+    kept: list[str] = []
+    for raw in output.splitlines():
+        line = raw.strip()
+        if not line.lower().startswith(UV_DIAGNOSTICS):
+            continue
+        for match in _PATH_TOKEN.finditer(line):
+            path = match.group(1)
+            if not any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes):
+                end = match.end() + (line[match.end():match.end() + 1] in ("`", "'", '"'))
+                line = line[:end] + " [rest withheld]"
+                break
+        kept.append(line if len(line) <= SUMMARY_LINE_CHARS else line[:SUMMARY_LINE_CHARS - 3] + "...")
+        if len(kept) == SUMMARY_LINES:
+            break
+    return "\n".join(kept) or "(uv printed no diagnostic; the daemon's log has its output)"
+
+
+def _owned_dir(path: Path, uid: int, mode: int) -> None:
+    """``path`` as a real directory owned by ``uid`` with ``mode``, changed through its own descriptor (never a
+    link); used only where the builder cannot write the parent."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, uid, uid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _WorkFolder:
+    """``<home>/build/<env>.work``: root-owned and enterable; the builder's HOME, TMPDIR (on disk, not the small
+    private /tmp) and, for builds that may run third-party code, a uv cache of its own; the checked wheel copies."""
+
+    root: Path
+    home: Path
+    tmp: Path
+    cache: Path
+    wheels: Path
+
+    @classmethod
+    def make(cls, build_root: Path, name: str, builder: int | None, shared_cache: bool) -> _WorkFolder:
+        build_root.mkdir(parents=True, exist_ok=True)
+        root = build_root / f"{name}.work"
+        shutil.rmtree(root, ignore_errors=True)
+        if builder is None:  # as today: uv's own cache of the daemon's user
+            root.mkdir(mode=0o700)
+            folder = cls(root, root / "home", root / "tmp", root / "cache", root / "wheels")
+            folder.wheels.mkdir(mode=0o700)
+            return folder
+        # A build that may run third-party code (sdists allowed) could poison a cache shared with later builds;
+        # a wheel-only build runs nothing but uv, so those share one.
+        cache = build_root / "uv-cache" if shared_cache else root / "cache"
+        _owned_dir(build_root, 0, 0o711)  # the builder enters by name, lists nothing
+        _owned_dir(root, 0, 0o711)
+        folder = cls(root, root / "home", root / "tmp", cache, root / "wheels")
+        for path in (folder.home, folder.tmp, folder.cache):
+            private_dir(path, builder, builder)
+        _owned_dir(folder.wheels, 0, 0o755)
+        return folder
+
+
+class _Runner:
+    """Runs uv for one build: as the builder uid, confined, with an allow-listed environment, when there is one."""
+
+    def __init__(self, sandbox: Sandbox | None, work: _WorkFolder, builder: int | None, build_id: str,
+                 allowed: list[Path]) -> None:
+        self.sandbox = sandbox
+        self.work = work
+        self.builder = builder
+        self.build_id = build_id
+        self.allowed = allowed
+
+    def uv(self) -> list[str]:
+        if self.builder is None or self.sandbox is None:
+            return _uv()
+        binary = _uv_binary()
+        if self.sandbox.reachable(binary):
+            return [binary]
+        return [_reachable_copy(binary, self.work.root.parent / "tools")]
+
+    def environment(self, marker: str, interpreter: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in PASSED_TO_BUILDS
+               or (k.startswith("UV_") and k not in WITHHELD_UV)}
+        env.update(HOME=str(self.work.home), TMPDIR=str(self.work.tmp), UV_CACHE_DIR=str(self.work.cache),
+                   UV_LINK_MODE="copy", PATH=os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"))
+        env[MARKER] = marker
+        library = self.sandbox.library_path(Path(interpreter)) if self.sandbox is not None else None
+        if library is not None:  # a mirrored interpreter: its RPATH names the original's folder
+            env["LD_LIBRARY_PATH"] = library
+        # With HOME changed uv no longer sees the daemon user's own uv.toml: hand it over explicitly.
+        config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "uv" / "uv.toml"
+        if config.is_file():
+            copy = self.work.root / "uv.toml"
+            shutil.copyfile(config, copy)
+            copy.chmod(0o644)
+            env["UV_CONFIG_FILE"] = str(copy)
+        return env
+
+    def run(self, cmd: list[str], stage: str, requirements: CheckedRequirements, interpreter: str) -> None:
+        if self.builder is None or self.sandbox is None:
+            env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        else:
+            confinement = self.sandbox.builder_confinement(self.build_id)
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                      env=self.environment(confinement.marker, interpreter), cwd=self.work.home,
+                                      preexec_fn=self.sandbox.preexec(confinement))
+            finally:
+                self.sandbox.kill_all(confinement)
+        if proc.returncode != 0:
+            raise self._failure(proc, stage, requirements)
+
+    def _failure(self, proc: subprocess.CompletedProcess[str], stage: str,
+                 requirements: CheckedRequirements) -> EnvironmentBuildError:
+        output = "\n".join(part for part in (proc.stderr, proc.stdout) if part)
+        sys.stderr.write(f"plugdock: uv failed to {stage} (exit {proc.returncode}); its output:\n{output}\n")
+        summary = summarize_uv_output(output, self.allowed)
+        lines = requirements.lines_named_in(summary)
+        where = "".join(f"; requirements.txt:{line.number} ({line.requirement.name})" for line in lines[:5])
+        hint = ""
+        if not requirements.allow_sdists and ("no usable wheels" in output
+                                              or "building from source is disabled" in output):
+            names = sorted(set(re.findall(r"Wheels are required for `([^`]+)`", output))) or \
+                [line.requirement.name for line in lines] or ["a dependency"]
+            hint = (f"\n{', '.join(names)}: no wheel for this platform, and source builds are off; an operator "
+                    "can allow them with PLUGDOCK_ALLOW_SDISTS=true (sdists then build as an unprivileged user)")
+        return EnvironmentBuildError(f"failed to {stage} (uv exited {proc.returncode}){where}{hint}\n{summary}")
+
+
+def _uv_binary() -> str:
+    """The uv executable itself (not a shim script that needs the daemon user's home)."""
+    explicit = os.environ.get("UV_PATH")
+    if explicit:
+        return os.path.realpath(explicit)
+    try:
+        from uv import find_uv_bin
+
+        return os.path.realpath(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise EnvironmentBuildError("uv is not installed (pip install uv, or set UV_PATH)") from None
+        return os.path.realpath(found)
+
+
+def _reachable_copy(binary: str, tools: Path) -> str:
+    """A root-owned copy of ``binary`` the builder can run, when the original lies in a folder it cannot enter."""
+    info = os.stat(binary)
+    tag = hashlib.sha256(f"{binary}\0{info.st_size}\0{info.st_mtime_ns}".encode()).hexdigest()[:12]
+    _owned_dir(tools, 0, 0o755)
+    target = tools / f"uv-{tag}"
+    if not target.exists():
+        staging = tools / f".uv-{tag}.{os.getpid()}.{threading.get_ident()}"
+        try:
+            if info.st_mode & 0o005 != 0o005:
+                raise PermissionError("others cannot run it")
+            os.link(binary, staging)  # same file system and runnable by others: no copy needed
+        except OSError:
+            shutil.copyfile(binary, staging)
+            staging.chmod(0o755)
+        os.replace(staging, target)
+    return str(target)
+
+
+def _take_back(root: Path, builder: int) -> None:
+    """Give a finished build to root before anything reads it as root (no builder process is left): every entry
+    changed without following links, write bits for others and set-id bits dropped; anything the builder does
+    not own (a hard link to someone else's file) fails the build instead of being made readable."""
+    entries = [str(root)]
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        entries.extend(os.path.join(folder, name) for name in (*dirs, *files))
+    for entry in entries:
+        info = os.lstat(entry)
+        if info.st_uid != builder and not (info.st_uid == 0 and info.st_nlink == 1):
+            raise EnvironmentBuildError(f"the dependency build left {entry}, which is not its own: refused")
+        os.lchown(entry, 0, 0)
+        if not stat.S_ISLNK(info.st_mode):
+            os.chmod(entry, stat.S_IMODE(info.st_mode) & 0o755)
 
 
 class EnvironmentManager:
@@ -136,6 +353,11 @@ class EnvironmentManager:
         self.index_url = index_url
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Builds as the builder uid run one at a time: after each one every process of that uid is killed,
+        # and its output is taken back from it, which another build of the same uid could disturb.
+        self._builder_lock = threading.Lock()
+        for stale in (home / "build").glob("*.work"):  # a build cut short by a crash
+            shutil.rmtree(stale, ignore_errors=True)
 
     def key(self, requirements: bytes, python_version: str, extra: str = "") -> str:
         normalized = "\n".join(sorted(line.strip() for line in requirements.decode("utf-8", "replace").splitlines()
@@ -143,16 +365,15 @@ class EnvironmentManager:
         material = f"{normalized}\0{python_version}\0{sys.platform}-{platform.machine()}\0{extra}"
         return hashlib.sha256(material.encode()).hexdigest()[:32]
 
-    def ensure(self, requirements: bytes, python_version: str, progress: Progress | None = None) -> PythonEnv:
-        """The environment for these requirements, built if it does not exist yet."""
+    def ensure(self, requirements: CheckedRequirements, python_version: str,
+               progress: Progress | None = None) -> PythonEnv:
+        """The environment for these (policy-checked) requirements, built if it does not exist yet."""
         say = progress or (lambda _msg: None)
-        needs_plugdock = any(line.strip().lower().startswith("plugdock")
-                             for line in requirements.decode("utf-8", "replace").splitlines())
-        wheels, wheel_key = plugdock_wheels(self.home) if needs_plugdock else (None, "")
+        wheels, wheel_key = plugdock_wheels(self.home) if "plugdock" in requirements.names else (None, "")
         interpreter = find_interpreter(python_version)
         if self.sandbox is not None:  # confined plugin users must be able to run it
             interpreter = self.sandbox.reachable_interpreter(interpreter)
-        env_id = self.key(requirements, python_version, f"{wheel_key}\0{interpreter}")
+        env_id = self.key(requirements.source, python_version, f"{wheel_key}\0{interpreter}")
         with self._locks_guard:
             lock = self._locks.setdefault(env_id, threading.Lock())
         with lock:
@@ -163,38 +384,56 @@ class EnvironmentManager:
                     say(f"reusing environment {env_id[:12]} (same dependencies)")
                     return PythonEnv(env_id, path)
             say(f"building environment {env_id[:12]} with Python {python_version}")
-            self._build(path, interpreter, requirements, wheels, say)
+            builder = self.sandbox.builder_uid if self.sandbox is not None else None
+            if builder is None:
+                self._build(path, interpreter, requirements, wheels, say, None)
+            else:
+                with self._builder_lock:
+                    self._build(path, interpreter, requirements, wheels, say, builder)
             with self.db.session() as s:
                 s.merge(Environment(id=env_id, python_version=python_version, path=str(path), status="ready"))
             return PythonEnv(env_id, path)
 
-    def _build(self, path: Path, interpreter: str, requirements: bytes, wheels: Path | None, say: Progress) -> None:
+    def _build(self, path: Path, interpreter: str, requirements: CheckedRequirements, wheels: Path | None,
+               say: Progress, builder: int | None) -> None:
+        """Build into ``<id>.building`` (as the builder uid when there is one), take it back, rename it into place."""
         staging = path.with_name(path.name + ".building")
         shutil.rmtree(staging, ignore_errors=True)
-        self._run([*_uv(), "venv", "-q", "--seed", "-p", interpreter, str(staging)], "create the virtualenv")
-        req_file = staging / "requirements.plugin.txt"
-        req_file.write_bytes(requirements)
-        if requirements.strip():
-            cmd = [*_uv(), "pip", "install", "-q", "--compile-bytecode", "--python", str(staging / "bin" / "python"),
-                   "-r", str(req_file)]
-            if wheels is not None:
-                cmd += ["--find-links", str(wheels)]
-            if self.index_url:
-                cmd += ["--index-url", self.index_url]
-            say("installing dependencies with uv")
-            self._run(cmd, "install the dependencies")
-        if self.sandbox is not None:
-            self.sandbox.make_readable(staging)
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(staging, path)
-
-    @staticmethod
-    def _run(cmd: list[str], stage: str) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            raise EnvironmentBuildError(f"failed to {stage} (uv exited {proc.returncode}):\n{tail}")
+        work = _WorkFolder.make(self.home / "build", path.name, builder, shared_cache=not requirements.allow_sdists)
+        try:
+            copies = {line.number: line.wheel.copy_into(work.wheels) for line in requirements.wheels
+                      if line.wheel is not None}
+            req_file = work.root / "requirements.txt"
+            req_file.write_text(requirements.render(copies), encoding="utf-8")
+            req_file.chmod(0o644)
+            if builder is not None:
+                private_dir(staging, builder, builder)
+            runner = _Runner(self.sandbox, work, builder, path.name, allowed=[staging, work.root, self.root,
+                                                                                 self.home / "interpreters"])
+            uv = runner.uv()
+            runner.run([*uv, "venv", "-q", "--seed", "-p", interpreter, str(staging)], "create the virtualenv",
+                       requirements, interpreter)
+            if requirements.lines:
+                cmd = [*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(staging / "bin" / "python"),
+                       "-r", str(req_file)]
+                if not requirements.allow_sdists:
+                    cmd += ["--only-binary", ":all:"]
+                if wheels is not None:  # given on the command line, it would hide the operator's UV_FIND_LINKS
+                    operator = [link.strip() for link in os.environ.get("UV_FIND_LINKS", "").split(",")]
+                    for link in (str(wheels), *filter(None, operator)):
+                        cmd += ["--find-links", link]
+                if self.index_url:
+                    cmd += ["--index-url", self.index_url]
+                say("installing dependencies with uv")
+                runner.run(cmd, "install the dependencies", requirements, interpreter)
+            if builder is not None:
+                _take_back(staging, builder)
+            if self.sandbox is not None:
+                self.sandbox.make_readable(staging)
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(staging, path)
+        finally:
+            shutil.rmtree(work.root, ignore_errors=True)
 
     def collect_garbage(self, referenced: set[str]) -> list[str]:
         """Remove environments no installed package uses any more."""

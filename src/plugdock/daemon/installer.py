@@ -20,6 +20,7 @@ from plugdock.daemon.blobs import LocalBlobStore
 from plugdock.daemon.db import Database
 from plugdock.daemon.environments import EnvironmentManager
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
+from plugdock.daemon.requirements_policy import check_requirements, read_requirements
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.supervisor import Launch, Supervisor
 from plugdock.errors import PackageError, PlugdockError, SignatureError
@@ -210,8 +211,10 @@ class Installer:
             if self.envs.sandbox is not None:
                 self.envs.sandbox.make_readable(staging)
             os.replace(staging, directory)
-        requirements = (directory / "requirements.txt").read_bytes() if (directory / "requirements.txt").exists() \
-            else b""
+        say("checking requirements.txt")
+        requirements = check_requirements(read_requirements(directory), directory,
+                                          allow_direct_urls=self.settings.allow_direct_urls,
+                                          allow_sdists=self.settings.allow_sdists)
         runner = record.declaration.get("meta", {}).get("runner", {})
         env = await asyncio.to_thread(self.envs.ensure, requirements, str(runner.get("version", "3.12")), say)
         with self.db.session() as s:
