@@ -58,8 +58,6 @@ class Settings:
     uv_index_url: str = ""
     allow_sdists: bool = False  # off: uv gets --only-binary :all:; on: sdists build as the unprivileged builder
     allow_direct_urls: bool = False  # `name @ https://…` / `git+…` lines in requirements.txt
-    allow_sdists: bool = False  # off: uv gets --only-binary :all:; on: sdists build as the unprivileged builder
-    allow_direct_urls: bool = False  # `name @ https://…` / `git+…` lines in requirements.txt
     log_lines_kept: int = 1000
     preinstall: list[str] = field(default_factory=list)
     max_backwards_depth: int = 8
@@ -154,8 +152,6 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "max_connections_per_peer": ("PLUGDOCK_MAX_CONNECTIONS_PER_PEER",),
     "pass_env": ("PLUGDOCK_PASS_ENV",),
     "uv_index_url": ("UV_INDEX_URL", "PIP_INDEX_URL"),
-    "allow_sdists": ("PLUGDOCK_ALLOW_SDISTS",),
-    "allow_direct_urls": ("PLUGDOCK_ALLOW_DIRECT_URLS",),
     "allow_sdists": ("PLUGDOCK_ALLOW_SDISTS",),
     "allow_direct_urls": ("PLUGDOCK_ALLOW_DIRECT_URLS",),
     "sandbox": ("PLUGDOCK_SANDBOX",),
