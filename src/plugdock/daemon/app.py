@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -41,7 +42,9 @@ from plugdock.daemon.installations import InstallationIndex
 from plugdock.daemon.installer import Installer, NotFound
 from plugdock.daemon.kvstore import KVStore
 from plugdock.daemon.models import Installation, InstallTask, PluginRecord
-from plugdock.daemon.sandbox import Sandbox
+from plugdock.daemon.network import NetworkPolicy, policy_for
+from plugdock.daemon.plugin_users import PluginUsers
+from plugdock.daemon.sandbox import Sandbox, home_tag
 from plugdock.daemon.secrets_box import SecretBox, mask, secret_fields
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.supervisor import PluginUnavailable, Supervisor
@@ -62,9 +65,15 @@ class Daemon:
         self.installations = InstallationIndex(self.db)
         self.box = SecretBox(settings.home)
         self.credentials = CredentialStore(self.db, self.box)
+        users = PluginUsers(self.db, settings.sandbox_uid_base, home_tag(settings.home)) \
+            if settings.sandbox == "process" and os.geteuid() == 0 else None
         self.sandbox = Sandbox(settings.home, settings.sandbox, settings.sandbox_uid_base,
-                               settings.plugin_max_open_files, settings.plugin_max_processes)
+                               settings.plugin_max_open_files, settings.plugin_max_processes, users=users,
+                               tmp_size=settings.plugin_tmp_size, cpu=settings.plugin_cpu)
         self.sandbox.lock_down_home()
+        # owner-matched rules need plugins under uids of their own
+        self.network: NetworkPolicy | None = policy_for(settings, self.sandbox.home_tag) \
+            if self.sandbox.separate_users else None
         self.envs = EnvironmentManager(settings.home, self.db, settings.uv_index_url, self.sandbox)
         self.backwards = BackwardsRouter(self)
         self.supervisor = Supervisor(settings, self.backwards.handle, self.sandbox)
@@ -73,6 +82,11 @@ class Daemon:
         self.active_requests = 0
 
     async def start(self) -> None:
+        if self.network is not None:  # before the report, which says whether it holds, and before any plugin
+            self.network.install()
+            self.sandbox.network = self.network
+        for line in self.sandbox.report():  # what holds, by what: the operator sees it before any plugin runs
+            sys.stderr.write(f"plugdock: {line}\n")
         left = self.sandbox.kill_leftovers_of_previous_run()
         if left:
             sys.stderr.write(f"plugdock: killed {left} plugin process(es) a previous run of this home left behind\n")
@@ -90,6 +104,9 @@ class Daemon:
         self.supervisor.start_watchdog()
         if self.debugging is not None:
             await self.debugging.start()
+            if self.network is not None:  # its port is known only now when it was 0
+                self.network.protect(self.settings.remote_installing_host, self.debugging.port,
+                                     "the daemon's remote-debugging port")
             sys.stderr.write(f"plugdock: remote debugging on {self.settings.remote_installing_host}:"
                              f"{self.debugging.port}\n")
         for path in self.settings.preinstall:
@@ -126,6 +143,9 @@ class Daemon:
         if self.debugging is not None:
             await self.debugging.stop()
         await self.supervisor.shutdown()
+        if self.network is not None:
+            self.network.remove()
+        self.sandbox.close()
         self.db.close()
 
     def _storage(self, tenant: str, plugin: str, request: dict[str, Any], limit: int) -> dict[str, Any]:

@@ -194,7 +194,20 @@ class Installer:
         self._update(task_id, status="failed" if failed else "success")
 
     async def prepare(self, unique_identifier: str, progress: Any = None) -> None:
-        """Extract the package and build (or reuse) its environment; register it with the supervisor."""
+        """Extract the package and build (or reuse) its environment; register it with the supervisor.
+
+        A failure removes the code folder this call extracted: nothing of a failed install stays on disk."""
+        directory = self.plugins / _safe_name(unique_identifier)
+        existed = directory.exists()
+        try:
+            await self._prepare(unique_identifier, progress)
+        except BaseException:
+            if not existed and unique_identifier not in self.supervisor.instances:
+                shutil.rmtree(directory, ignore_errors=True)
+                shutil.rmtree(directory.with_name(directory.name + ".part"), ignore_errors=True)
+            raise
+
+    async def _prepare(self, unique_identifier: str, progress: Any = None) -> None:
         say = progress or (lambda _m: None)
         record = self.record(unique_identifier)
         identifier = PluginIdentifier.parse(unique_identifier)
@@ -208,8 +221,9 @@ class Installer:
             staging = directory.with_name(directory.name + ".part")
             shutil.rmtree(staging, ignore_errors=True)
             archive.extract_to(staging)
-            if self.envs.sandbox is not None:
+            if self.envs.sandbox is not None:  # closed to other plugins before it takes its name
                 self.envs.sandbox.make_readable(staging)
+                self.envs.sandbox.restrict_code(unique_identifier, staging)
             os.replace(staging, directory)
         say("checking requirements.txt")
         requirements = check_requirements(read_requirements(directory), directory,

@@ -52,9 +52,9 @@ DEFAULT_MEMORY = 256 * 1024 * 1024
 MINIMUM_MEMORY = 128 * 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
-READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime")
+READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime", "build")
 # Directories the daemon keeps to itself; made before any plugin runs, so none is ever open to plugins.
-PRIVATE_HOME_DIRS = ("packages", "assets", "cache", "build")
+PRIVATE_HOME_DIRS = ("packages", "assets", "cache")
 KILL_ROUNDS = 50
 
 
