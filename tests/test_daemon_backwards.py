@@ -80,8 +80,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, services: tuple[FakeOpenAI,
            ) -> Iterator[DaemonProcess]:
     api, host = services
     work = tmp_path_factory.mktemp("plugins")
+    # the model plugin calls the loopback API, allow-listed (plugin_network); the host application is let through
     d = DaemonProcess(tmp_path_factory.mktemp("home"), DIFY_INNER_API_URL=host.url, DIFY_INNER_API_KEY=INNER_KEY,
-                      PLUGDOCK_MAX_BACKWARDS_DEPTH="3").start()
+                      PLUGDOCK_MAX_BACKWARDS_DEPTH="3", PLUGDOCK_PLUGIN_NETWORK_ALLOW=api.url.split("/")[2]).start()
     model = make_plugin(work / "oai", kind="model", name="oai", model_method="customizable")
     (model / "models" / "llm" / "llm.py").write_text(OPENAI_LLM)
     agent = make_plugin(work / "loop", kind="agent-strategy", name="loop")

@@ -328,12 +328,14 @@ def test_settings_name_a_bad_mode_or_entry(tmp_path: Path) -> None:
                                                                                          "[::1]:8080"]
 
 
-def test_loopback_proxies_the_daemon_hands_plugins_stay_reachable() -> None:
-    settings = Settings(plugin_network_allow=[], uv_index_url="http://127.0.0.1:3141/simple")
+def test_loopback_services_the_daemon_hands_plugins_stay_reachable() -> None:
+    settings = Settings(plugin_network_allow=[], uv_index_url="http://127.0.0.1:3141/simple",
+                        inner_api_url="http://127.0.0.1:5001")
     policy = policy_for(settings, "t", environ={"HTTPS_PROXY": "http://127.0.0.1:3128", "OTHER_PROXY": "x:1"})
-    assert [e.shown for e in policy.proxies] == ["127.0.0.1:3128"]
+    assert [e.shown for e in policy.services] == ["127.0.0.1:3128", "127.0.0.1:5001"]  # proxy, host application
     assert [e.shown for e in policy.builder_allowed] == ["127.0.0.1:3141"]
-    assert "127.0.0.1 . 3128" in policy.ruleset() and "127.0.0.1 . 3141" in policy.ruleset()
+    ruleset = policy.ruleset()
+    assert "127.0.0.1 . 3128" in ruleset and "127.0.0.1 . 5001" in ruleset and "127.0.0.1 . 3141" in ruleset
     assert {e.shown for e in policy.protected} >= {"127.0.0.1:5002"}  # the API, by default settings
 
 

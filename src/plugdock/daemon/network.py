@@ -13,8 +13,9 @@ The daemon's API, remote-debugging port and database are refused in every mode a
 Accepted before the refusals: the operator's allow-list (``plugin_network_allow``, e.g. Ollama on
 127.0.0.1:11434), the resolvers of ``/etc/resolv.conf`` on port 53 (a loopback resolver such as
 systemd-resolved's or Docker's would otherwise take DNS, and so the internet, away from plugins), the proxies
-the daemon hands plugins (``HTTP(S)_PROXY``), and for the dependency builder alone the package index
-(``uv_index_url``). Everything else, the internet included, is untouched.
+the daemon hands plugins (``HTTP(S)_PROXY``), the host application (``DIFY_INNER_API_URL``: the file URLs
+plugins download and upload to point at it, and its inner API wants a key plugins do not have), and for the
+dependency builder alone the package index (``uv_index_url``). Everything else, the internet included, is untouched.
 
 Why rules rather than a network namespace per plugin: a namespace needs a veth pair, routing and NAT for each
 plugin to keep internet egress, which is more moving parts on the host and breaks on hosts without bridge or
@@ -177,14 +178,17 @@ def check_settings(settings: Settings) -> None:
 
 
 def policy_for(settings: Settings, tag: str, environ: Mapping[str, str] | None = None) -> NetworkPolicy:
-    """The daemon's policy from its settings: its own endpoints protected, its proxies and index let through."""
+    """The daemon's policy from its settings: its own endpoints protected; the proxies and host application it
+    hands plugins, and its package index, let through."""
     env = os.environ if environ is None else environ
-    proxies = [endpoint for name in PROXY_VARIABLES if env.get(name)
-               for endpoint in url_endpoints(env[name], f"the proxy in {name}")]
+    services = [endpoint for name in PROXY_VARIABLES if env.get(name)
+                for endpoint in url_endpoints(env[name], f"the proxy in {name}")]
+    if settings.inner_api_url:
+        services += url_endpoints(settings.inner_api_url, "the host application (DIFY_INNER_API_URL)")
     builder = url_endpoints(settings.uv_index_url, "the package index (UV_INDEX_URL)") if settings.uv_index_url else []
     protected = protected_endpoints(settings)
     return NetworkPolicy(tag, settings.plugin_network, settings.plugin_network_allow,
-                         [(e.address, e.port) for e in protected], proxies=proxies, builder_allow=builder,
+                         [(e.address, e.port) for e in protected], services=services, builder_allow=builder,
                          resolvers=nameservers(), protected_origins={(e.address, e.port): e.origin for e in protected})
 
 
@@ -192,7 +196,7 @@ class NetworkPolicy:
     """One daemon home's nftables table: which connections its plugin and builder uids may open."""
 
     def __init__(self, tag: str, mode: str, allow: list[str], protected: list[tuple[str, int]], *,
-                 proxies: Iterable[Endpoint] = (), builder_allow: Iterable[Endpoint] = (),
+                 services: Iterable[Endpoint] = (), builder_allow: Iterable[Endpoint] = (),
                  resolvers: Iterable[str] = (), protected_origins: Mapping[tuple[str, int], str] | None = None,
                  nft: str | None = None) -> None:
         if mode not in MODES:
@@ -215,7 +219,8 @@ class NetworkPolicy:
                                          f"({exc})") from None
             for address in addresses:
                 self.allowed.append(self._not_protected(Endpoint(address, port, f"plugin_network_allow {entry!r}")))
-        self.proxies = [e for e in proxies if not self._protects(e)]
+        # what the daemon itself hands plugins; one that is also the daemon's own stays refused
+        self.services = [e for e in services if not self._protects(e)]
         self.builder_allowed = [self._not_protected(e) for e in builder_allow]
         self.resolvers = list(dict.fromkeys(resolvers))
         self.nft = nft or shutil.which("nft") or next(
@@ -261,7 +266,7 @@ class NetworkPolicy:
             return elements(f"{e.address} . {e.port}" for e in endpoints
                             if e.address != ANY_LOCAL and ipaddress.ip_address(e.address).version == version)
 
-        allowed = [*self.allowed, *self.proxies]
+        allowed = [*self.allowed, *self.services]
         addresses = [e for e in self.protected if e.address != ANY_LOCAL]
         local_ports = elements(str(e.port) for e in self.protected if e.address == ANY_LOCAL)
         v4 = [a for a in self.resolvers if ipaddress.ip_address(a).version == 4]
@@ -382,8 +387,9 @@ class NetworkPolicy:
         parts = [f"network: {denied} (nftables table inet {self.table})"]
         if self.allowed:
             parts.append("allowed: " + ", ".join(dict.fromkeys(e.shown for e in self.allowed)))
-        if self.proxies:
-            parts.append("proxies: " + ", ".join(dict.fromkeys(e.shown for e in self.proxies)))
+        if self.services:
+            parts.append("given to plugins: " + ", ".join(dict.fromkeys(f"{e.shown} ({e.origin})"
+                                                                        for e in self.services)))
         if self.builder_allowed:
             parts.append("package index, for builds only: " + ", ".join(e.shown for e in self.builder_allowed))
         if self.resolvers:
