@@ -174,7 +174,8 @@ def test_an_admitted_uid_reaches_no_loopback_service_nor_this_hosts_address(
     uid = unique_uid()
     policy.admit(uid)
     services = ["127.0.0.1:5432", "127.0.0.1:6379", "127.0.0.1:3306"]  # PostgreSQL, Redis, MariaDB
-    mine = [v4.target, v6.target, f"127.0.0.2:{wildcard.port}", f"0.0.0.0:{wildcard.port}",
+    mine = [v4.target, v6.target, f"[::ffff:127.0.0.1]:{v4.port}", f"127.0.0.2:{wildcard.port}",
+            f"0.0.0.0:{wildcard.port}",
             *([listeners[4].target] if own else [])]
     as_root = probe(None, [*services, *mine, allowed.target])
     reachable_services = [s for s in services if as_root[s] == "connected"]
