@@ -39,6 +39,10 @@ class Refused(Exception):
     """Registration refused; the message is the line the plugin receives."""
 
 
+def _remaining(deadline: float) -> float:
+    return max(deadline - asyncio.get_running_loop().time(), 0.001)
+
+
 @dataclass
 class RemoteInstance(PluginInstance):
     writer: asyncio.StreamWriter | None = None
@@ -111,25 +115,41 @@ class DebugServer:
                 s.execute(delete(PluginRecord).where(PluginRecord.installed == REMOTE))
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tenant = None
+        """One debugging connection, counted against the caps until it ends however it ends (a reset
+        mid-handshake once left its slot taken for good, and 256 of them closed the port)."""
+        counted_tenant: str | None = None
         self.connections += 1
         try:
             if self.connections > self.settings.remote_installing_max_conn:
-                raise Refused(f"too many debugging connections (limit {self.settings.remote_installing_max_conn})")
-            tenant = await self._handshake(reader)
+                raise Refused(f"too many debugging connections (limit {self.settings.remote_installing_max_conn}, "
+                              "PLUGIN_REMOTE_INSTALLING_MAX_CONN)")
+            # One deadline for the whole exchange up to `end`: a client dribbling a line at a time within
+            # each line's timeout would otherwise hold its slot forever.
+            deadline = asyncio.get_running_loop().time() + self.settings.remote_installing_timeout
+            tenant = await self._handshake(reader, deadline)
             if self.per_tenant.get(tenant, 0) >= self.settings.remote_installing_max_per_tenant:
-                tenant_limit = self.settings.remote_installing_max_per_tenant
-                tenant = None
-                raise Refused(f"too many debugging plugins for this tenant (limit {tenant_limit})")
+                raise Refused("too many debugging plugins for this tenant "
+                              f"(limit {self.settings.remote_installing_max_per_tenant})")
             self.per_tenant[tenant] = self.per_tenant.get(tenant, 0) + 1
-            declaration, assets = await self._registration(reader)
+            counted_tenant = tenant
+            declaration, assets = await self._registration(reader, deadline)
             identifier = self._register(tenant, declaration, assets)
+            await self._serve(identifier, tenant, declaration, reader, writer)
         except Refused as exc:
             await self._refuse(writer, str(exc))
-            if tenant:
-                self.per_tenant[tenant] -= 1
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the plugin went away mid-handshake: nothing to answer
+        finally:
+            writer.close()
+            if counted_tenant is not None:
+                self.per_tenant[counted_tenant] -= 1
+                if self.per_tenant[counted_tenant] <= 0:
+                    del self.per_tenant[counted_tenant]
             self.connections -= 1
-            return
+
+    async def _serve(self, identifier: str, tenant: str, declaration: dict[str, Any], reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
+        """Serve a registered plugin until it disconnects, then forget it."""
         instance = RemoteInstance(Launch(identifier, declaration["_plugin_id"], self.daemon.settings.home,
                                          self.daemon.settings.home, "", declaration), self.settings,
                                   self.daemon.backwards.handle, writer=writer)
@@ -143,17 +163,14 @@ class DebugServer:
             await instance.stop()
             self.daemon.supervisor.instances.pop(identifier, None)
             self._unregister(identifier)
-            self.per_tenant[tenant] -= 1
-            self.connections -= 1
 
-    async def _handshake(self, reader: asyncio.StreamReader) -> str:
+    async def _handshake(self, reader: asyncio.StreamReader, deadline: float) -> str:
+        timeout = self.settings.remote_installing_timeout
         try:
-            line = await asyncio.wait_for(reader.readline(), self.settings.remote_installing_timeout)
+            line = await asyncio.wait_for(self._handshake_line(reader), _remaining(deadline))
         except TimeoutError:
-            raise Refused(f"handshake failed, no handshake within {self.settings.remote_installing_timeout} s"
-                          ) from None
-        except (asyncio.LimitOverrunError, ValueError):
-            raise Refused("handshake failed, the first line is too long") from None
+            raise Refused(f"handshake failed, no handshake within {timeout} s "
+                          "(PLUGDOCK_REMOTE_INSTALLING_TIMEOUT)") from None
         try:
             message = json.loads(line)
             key = message["data"]["key"] if message.get("type") == "handshake" else None
@@ -164,17 +181,35 @@ class DebugServer:
             raise Refused("handshake failed, invalid key")
         return owner[0]
 
-    async def _registration(self, reader: asyncio.StreamReader) -> tuple[dict[str, Any], dict[str, bytes]]:
+    async def _handshake_line(self, reader: asyncio.StreamReader) -> bytes:
+        """The first line, read before any key is known, so never more than its cap: the connection's
+        reader allows protocol lines up to PLUGIN_RUNTIME_MAX_BUFFER_SIZE, and 40 parked 5 MiB first lines
+        once held 200 MiB. Read byte by byte (no suspension while bytes are buffered) so that nothing after
+        the newline is taken from the registration that follows."""
+        cap = self.settings.remote_installing_max_handshake
+        line = bytearray()
+        while len(line) <= cap:
+            byte = await reader.read(1)
+            if not byte:
+                raise Refused("handshake failed, the connection closed before the handshake line ended")
+            line += byte
+            if byte == b"\n":
+                return bytes(line)
+        raise Refused(f"handshake failed, the handshake line is over the {cap}-byte limit "
+                      "(PLUGDOCK_REMOTE_INSTALLING_MAX_HANDSHAKE)")
+
+    async def _registration(self, reader: asyncio.StreamReader,
+                            deadline: float) -> tuple[dict[str, Any], dict[str, bytes]]:
         manifest: dict[str, Any] | None = None
         providers: dict[str, Any] = {}
         assets: dict[str, bytearray] = {}
         total = 0
         while True:
             try:
-                line = await asyncio.wait_for(reader.readline(), self.settings.remote_installing_timeout)
+                line = await asyncio.wait_for(reader.readline(), _remaining(deadline))
             except TimeoutError:
-                raise Refused(f"registration stalled: nothing for {self.settings.remote_installing_timeout} s"
-                              ) from None
+                raise Refused(f"registration stalled: not finished within {self.settings.remote_installing_timeout}"
+                              " s of connecting (PLUGDOCK_REMOTE_INSTALLING_TIMEOUT)") from None
             except (asyncio.LimitOverrunError, ValueError):
                 raise Refused("registration failed, a line is over the size limit") from None
             if not line:
