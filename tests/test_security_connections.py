@@ -225,9 +225,10 @@ def test_the_open_file_limit_is_raised_at_start(tmp_path: Path) -> None:
         d.stop()
     assert d.proc is not None and d.proc.stderr is not None
     banner = d.proc.stderr.read().decode()
-    cap = min(1024, expected // 2, expected - 256 - FD_RESERVE)
-    assert f"connections: at most {cap} (256 per client address), request head within 10 s, keep-alive 5 s, " \
-           f"open files {expected}" in banner
+    defaults = Settings()
+    cap = min(defaults.max_connections, expected // 2, expected - defaults.remote_installing_max_conn - FD_RESERVE)
+    assert f"connections: at most {cap} ({defaults.max_connections_per_peer} per client address), request head " \
+           f"within 10 s, keep-alive 5 s, open files {expected}" in banner
 
 
 def test_an_explicit_cap_that_does_not_fit_the_open_file_limit_is_refused() -> None:

@@ -45,8 +45,8 @@ class Settings:
     body_timeout: int = 60  # seconds for a request body to arrive in full (slow uploads are cut)
     header_timeout: int = 10  # seconds for a request head to arrive (from connect, or from the last response)
     keep_alive_timeout: int = 5  # seconds an idle keep-alive connection stays open
-    max_connections: int = 1024  # open HTTP connections; lowered at start to fit the open-file limit
-    max_connections_per_peer: int = 256  # open HTTP connections from one client address
+    max_connections: int = 4096  # open HTTP connections; lowered at start to fit the open-file limit
+    max_connections_per_peer: int = 1024  # from one client address (Dify's streams all come from one)
     start_plugins: str = "lazy"  # "lazy" or "boot"
     idle_stop_after: int = 0  # seconds; 0 keeps plugins running
     max_concurrent_launches: int = 4
