@@ -10,41 +10,20 @@ from __future__ import annotations
 import binascii
 import inspect
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from plugdock.runtime.actions import Handler, NotFoundError, RequestDataError, UnknownActionError, need
 from plugdock.runtime.iteration import drain_async
 from plugdock.runtime.registry import PluginRegistry
 from plugdock.sdk.messages import InvokeMessage
 from plugdock.sdk.session import Session
 
-Handler = Callable[[Session, dict[str, Any]], Iterable[Any]]
+# Handler and the request errors live in ``actions`` (``model_actions`` imports them too); re-exported here.
+__all__ = ["BLOB_CHUNK", "Executor", "Handler", "NotFoundError", "RequestDataError", "UnknownActionError",
+           "message_chunks"]
+
 BLOB_CHUNK = 8192
-
-
-class UnknownActionError(Exception):
-    """The request names an access type or action this plugin does not serve."""
-
-
-class RequestDataError(Exception):
-    """A request lacks a field the action needs, or a field has the wrong type."""
-
-
-class NotFoundError(ValueError):
-    """The request names a provider, tool, model or strategy this plugin does not have.
-
-    Reported with ``error_type`` ``ValueError`` and the official SDK's wording, which hosts already handle.
-    """
-
-
-def _need(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str) -> Any:
-    if name not in data:
-        raise RequestDataError(f"request data is missing {name!r}")
-    value = data[name]
-    if not isinstance(value, kind):
-        wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise RequestDataError(f"request field {name!r} must be {wanted}, got {type(value).__name__}")
-    return value
 
 
 def _dump(value: Any) -> Any:
@@ -119,8 +98,8 @@ class Executor:
     def _tool(self, session: Session, data: Mapping[str, Any], tool_key: str = "tool") -> Any:
         from plugdock.sdk.tool import ToolRuntime
 
-        entry = self._tool_provider(_need(data, "provider"))
-        name = _need(data, tool_key)
+        entry = self._tool_provider(need(data, "provider"))
+        name = need(data, tool_key)
         tool_cls = entry.tools.get(name)
         if tool_cls is None:
             raise NotFoundError(f"Tool `{name}` not found for provider `{entry.name}`")
@@ -131,12 +110,12 @@ class Executor:
 
     def invoke_tool(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         tool = self._tool(session, data)
-        params = _need(data, "tool_parameters", dict)
+        params = need(data, "tool_parameters", dict)
         return message_chunks(tool.invoke(params), f"tool {type(tool).__name__}")
 
     def validate_tool_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
-        entry = self._tool_provider(_need(data, "provider"))
-        entry.provider_cls().validate_credentials(_need(data, "credentials", dict))
+        entry = self._tool_provider(need(data, "provider"))
+        entry.provider_cls().validate_credentials(need(data, "credentials", dict))
         return [{"result": True}]
 
     def get_tool_runtime_parameters(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
@@ -147,36 +126,36 @@ class Executor:
 
     def fetch_parameter_options(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         tool = self._tool(session, data, "provider_action")
-        options = tool.fetch_parameter_options(_need(data, "parameter"))
+        options = tool.fetch_parameter_options(need(data, "parameter"))
         return [{"options": [_dump(o) for o in options]}]
 
     def _oauth_provider(self, data: Mapping[str, Any]) -> Any:
-        return self._tool_provider(_need(data, "provider")).provider_cls()
+        return self._tool_provider(need(data, "provider")).provider_cls()
 
     def oauth_authorization_url(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         url = self._oauth_provider(data).oauth_get_authorization_url(
-            _need(data, "redirect_uri"), data.get("system_credentials") or {})
+            need(data, "redirect_uri"), data.get("system_credentials") or {})
         return [{"authorization_url": url}]
 
     def oauth_get_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         from plugdock.runtime.http_wire import parse_request
 
-        request = parse_request(binascii.unhexlify(_need(data, "raw_http_request")))
+        request = parse_request(binascii.unhexlify(need(data, "raw_http_request")))
         creds = self._oauth_provider(data).oauth_get_credentials(
-            _need(data, "redirect_uri"), data.get("system_credentials") or {}, request)
+            need(data, "redirect_uri"), data.get("system_credentials") or {}, request)
         return [{"metadata": dict(creds.metadata or {}), "credentials": dict(creds.credentials),
                  "expires_at": creds.expires_at}]
 
     def oauth_refresh_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         creds = self._oauth_provider(data).oauth_refresh_credentials(
-            _need(data, "redirect_uri"), data.get("system_credentials") or {}, data.get("credentials") or {})
+            need(data, "redirect_uri"), data.get("system_credentials") or {}, data.get("credentials") or {})
         return [{"credentials": dict(creds.credentials), "expires_at": creds.expires_at}]
 
     # -- endpoints ----------------------------------------------------------------------------
     def invoke_endpoint(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         from plugdock.runtime.http_wire import endpoint_response_chunks, parse_request, route_endpoint
 
-        raw = _need(data, "raw_http_request")
+        raw = need(data, "raw_http_request")
         try:
             request = parse_request(binascii.unhexlify(raw))
         except (binascii.Error, ValueError) as exc:
@@ -188,12 +167,12 @@ class Executor:
     def invoke_agent_strategy(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         from plugdock.sdk.agent import AgentRuntime
 
-        provider = _need(data, "agent_strategy_provider")
-        name = _need(data, "agent_strategy")
+        provider = need(data, "agent_strategy_provider")
+        name = need(data, "agent_strategy")
         entry = self.registry.agent_providers.get(provider)
         strategy_cls = entry.strategies.get(name) if entry else None
         if strategy_cls is None:
             raise NotFoundError(f"Agent `{name}` not found for provider `{provider}`")
         strategy = strategy_cls(runtime=AgentRuntime(user_id=data.get("user_id")), session=session)
-        params = _need(data, "agent_strategy_params", dict)
+        params = need(data, "agent_strategy_params", dict)
         return message_chunks(strategy.invoke(params), f"agent strategy {name}")

@@ -8,13 +8,11 @@ from __future__ import annotations
 import binascii
 import io
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from plugdock.runtime.actions import Handler, NotFoundError, need
 from plugdock.runtime.registry import ModelProviderEntry, PluginRegistry
 from plugdock.sdk.session import Session
-
-if TYPE_CHECKING:
-    from plugdock.runtime.executor import Handler
 
 
 def _dump(value: Any) -> Any:
@@ -38,17 +36,13 @@ class ModelActions:
         self.registry = registry
 
     def _entry(self, data: Mapping[str, Any]) -> ModelProviderEntry:
-        from plugdock.runtime.executor import NotFoundError, _need
-
-        name = _need(data, "provider")
+        name = need(data, "provider")
         entry = self.registry.model_providers.get(name)
         if entry is None:
             raise NotFoundError(f"Provider `{name}` not found")
         return entry
 
     def _model(self, data: Mapping[str, Any], kind: str | None = None) -> Any:
-        from plugdock.runtime.executor import NotFoundError
-
         entry = self._entry(data)
         model_type = kind or str(data.get("model_type", ""))
         model_cls = entry.model_classes.get(model_type)

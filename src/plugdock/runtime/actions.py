@@ -1,0 +1,40 @@
+"""What every action module shares: the handler type, the request errors and the field check.
+
+Its own module so that ``executor`` (the generic actions) and ``model_actions`` (loaded only by
+model plugins) both depend on it and never on each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from plugdock.sdk.session import Session
+
+Handler = Callable[[Session, dict[str, Any]], Iterable[Any]]
+
+
+class UnknownActionError(Exception):
+    """The request names an access type or action this plugin does not serve."""
+
+
+class RequestDataError(Exception):
+    """A request lacks a field the action needs, or a field has the wrong type."""
+
+
+class NotFoundError(ValueError):
+    """The request names a provider, tool, model or strategy this plugin does not have.
+
+    Reported with ``error_type`` ``ValueError`` and the official SDK's wording, which hosts already handle.
+    """
+
+
+def need(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str) -> Any:
+    """The request field ``name``, checked to be of ``kind``; a ``RequestDataError`` otherwise."""
+    if name not in data:
+        raise RequestDataError(f"request data is missing {name!r}")
+    value = data[name]
+    if not isinstance(value, kind):
+        wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise RequestDataError(f"request field {name!r} must be {wanted}, got {type(value).__name__}")
+    return value
