@@ -1,0 +1,5 @@
+from plugdock.sdk import AgentStrategyProvider
+
+
+class __CLASS__Provider(AgentStrategyProvider):
+    pass
