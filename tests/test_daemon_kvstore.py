@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.kvstore import ROW_OVERHEAD, KVStore, QuotaExceeded, StorageError, row_cost
-from plugdock.daemon.models import StorageItem, StorageUsage
 from plugdock.daemon.settings import load_settings
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.kvstore import ROW_OVERHEAD, KVStore, QuotaExceeded, StorageError, row_cost
+from plugdock.daemon.state.models import StorageItem, StorageUsage
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -219,3 +219,69 @@ def test_the_key_cap_is_a_setting() -> None:
     assert (settings.storage_max_keys, settings.sources["storage_max_keys"]) == (250, "env PLUGDOCK_STORAGE_MAX_KEYS")
     assert load_settings(environ={"PLUGDOCK_HOME": "/nonexistent-unused", "SERVER_KEY": "k"}).storage_max_keys \
         == 100_000
+
+
+# -- key length and key rules at their edges, named exactly ------------------------------------------
+
+@pytest.mark.parametrize("key", ["k", "k" * 256, "é" * 256, "a/b", "a.b.c", "./a", "/a/"])
+def test_keys_at_the_edges_work_with_every_operation(store: KVStore, key: str) -> None:
+    """1 and 256 characters (256 of them two UTF-8 bytes each), and single dots or slashes, are all keys."""
+    store.set("t", "a/p", key, b"v", limit=10_000)
+    assert store.get("t", "a/p", key) == b"v" and store.exist("t", "a/p", key)
+    assert store.used("t", "a/p") == len(key.encode()) + 1 + ROW_OVERHEAD
+    assert store.delete("t", "a/p", key) == 1 and store.used("t", "a/p") == 0
+
+
+@pytest.mark.parametrize("operation", ["set", "get", "delete", "exist"])
+def test_key_rule_messages(store: KVStore, operation: str) -> None:
+    args = {"set": ("t", "a/p", "", b"x", 100)}.get(operation, ("t", "a/p", ""))
+
+    def call(key: str) -> None:
+        getattr(store, operation)(*args[:2], key, *args[3:])
+
+    for key, message in [("", "storage key must be 1 to 256 characters (got 0)"),
+                         ("k" * 257, "storage key must be 1 to 256 characters (got 257)"),
+                         ("a/../b", "storage key 'a/../b' may not contain '..', '//' or a backslash"),
+                         ("a//b", "storage key 'a//b' may not contain '..', '//' or a backslash"),
+                         ("a\\b", "storage key 'a\\\\b' may not contain '..', '//' or a backslash")]:
+        with pytest.raises(StorageError) as refused:
+            call(key)
+        assert str(refused.value) == message
+
+
+def test_a_one_byte_growth_past_the_quota_is_refused(store: KVStore) -> None:
+    """The quota check runs for any growth (``delta > 0``), a single byte included."""
+    limit = row_cost("k", 10)
+    store.set("t", "a/p", "k", b"x" * 10, limit=limit)
+    with pytest.raises(QuotaExceeded, match=f"would use {limit + 1} of the {limit} bytes"):
+        store.set("t", "a/p", "k", b"x" * 11, limit=limit)
+    assert store.get("t", "a/p", "k") == b"x" * 10 and store.used("t", "a/p") == limit
+
+
+def test_deletes_racing_writes_keep_usage_exact(store: KVStore) -> None:
+    """Deletes take the usage lock before reading the row, as writes do: the total stays the sum of the rows."""
+    errors: list[Exception] = []
+    start = threading.Barrier(16)
+
+    def worker(n: int) -> None:
+        start.wait()
+        try:
+            for round_ in range(5):
+                key = f"k{(n + round_) % 4}"
+                if n % 2:
+                    store.delete("t", "a/p", key)
+                else:
+                    store.set("t", "a/p", key, b"x" * (n + round_), limit=100_000)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [e for e in errors if "locked" not in str(e) and "could not serialize" not in str(e)] == []
+    with store.db.session() as s:
+        rows = s.query(StorageItem.key, StorageItem.size).filter_by(tenant_id="t", plugin_id="a/p").all()
+        used = s.query(StorageUsage.used).filter_by(tenant_id="t", plugin_id="a/p").scalar()
+    assert used == sum(row_cost(key, size) for key, size in rows)

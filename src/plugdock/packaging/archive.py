@@ -77,7 +77,7 @@ class PackageArchive:
         entries: list[Entry] = []
         total = 0
         for info in infos:
-            entry_name = info.filename
+            entry_name = info.orig_filename  # as stored: zipfile cuts ``filename`` at a NUL
             if not info.flag_bits & 0x800:
                 raw = info.orig_filename.encode("cp437", errors="replace")
                 try:
@@ -151,7 +151,9 @@ class PackageArchive:
                 except UNREADABLE as exc:
                     raise PackageError(f"{self.name}: entry {name!r} cannot be read: {exc}") from exc
                 if len(content) != info.file_size:
-                    raise PackageError(f"{self.name}: entry {name!r} declares {info.file_size} bytes but holds more")
+                    raise PackageError(
+                        f"{self.name}: entry {name!r} declares {info.file_size} bytes but holds {len(content)}"
+                    )
                 out.append((name, content))
         return out
 

@@ -115,8 +115,8 @@ def pydantic_problems(exc: ValidationError, doc: YamlDocument, prefix: Path = ()
         others = [e for e in errs if e["type"] not in _TYPE_NAMES]
         if len(mismatches) > 1:
             wanted = sorted({_TYPE_NAMES[e["type"]] for e in mismatches})
-            got = type(mismatches[0].get("input")).__name__
-            problems.append(doc.problem(full, f"expected {' or '.join(wanted)}, got {_yaml_type(got)}"))
+            got = _yaml_type(mismatches[0].get("input"))
+            problems.append(doc.problem(full, f"expected {' or '.join(wanted)}, got {got}"))
         else:
             others = errs
         for err in others:
@@ -124,16 +124,21 @@ def pydantic_problems(exc: ValidationError, doc: YamlDocument, prefix: Path = ()
     return problems
 
 
-def _yaml_type(pytype: str) -> str:
-    return {
-        "str": "a string",
-        "int": "an integer",
-        "float": "a number",
-        "bool": "a boolean",
-        "dict": "a mapping",
-        "list": "a list",
-        "NoneType": "nothing (null)",
-    }.get(pytype, pytype)
+_YAML_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),  # before int: bool is an int
+    (int, "an integer"),
+    (float, "a number"),
+    (str, "a string"),
+    (dict, "a mapping"),
+    (list, "a list"),
+)
+
+
+def _yaml_type(value: Any) -> str:
+    """What the author wrote, in YAML words; by isinstance, so ``YamlInt``/``YamlFloat`` read as numbers."""
+    if value is None:
+        return "nothing (null)"
+    return next((words for kind, words in _YAML_KINDS if isinstance(value, kind)), type(value).__name__)
 
 
 def _message(err: dict[str, Any]) -> str:
@@ -141,7 +146,7 @@ def _message(err: dict[str, Any]) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind in _TYPE_NAMES:
-        return f"expected {_TYPE_NAMES[kind]}, got {_yaml_type(type(err.get('input')).__name__)}"
+        return f"expected {_TYPE_NAMES[kind]}, got {_yaml_type(err.get('input'))}"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -181,7 +186,7 @@ def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) 
     """Validate ``doc.data`` (or the part at ``prefix``) against ``model_cls``."""
     data = _at(doc.data, prefix)
     if not isinstance(data, dict):
-        got = "an empty file" if data is None and not prefix else _yaml_type(type(data).__name__)
+        got = "an empty file" if data is None and not prefix else _yaml_type(data)
         return None, [doc.problem(prefix, f"expected a mapping, got {got}")]
     try:
         model = model_cls.model_validate(data)
