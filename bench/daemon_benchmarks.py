@@ -125,7 +125,7 @@ def install(quick: bool) -> list[Figure]:
     """A package with real dependencies: first install (new environment) against uv installing the same
     requirements alone; a second package with the same dependencies; a reinstall after a restart."""
     from bench.environments import find_python
-    from plugdock.daemon.environments import plugdock_wheels
+    from plugdock.daemon.plugins.environments import plugdock_wheels
 
     first_plugin = _plugin("tool", "deps_a")
     (first_plugin / "requirements.txt").write_text("plugdock>=0.1\nhttpx>=0.27\npydantic>=2.6\n")
@@ -327,8 +327,8 @@ def reverse(quick: bool) -> list[Figure]:
 
 def _storage_in_process(n: int) -> Figure:
     """The same storage write made by the daemon's store directly: what a reverse call adds is the rest."""
-    from plugdock.daemon.db import Database, migrate
-    from plugdock.daemon.kvstore import KVStore
+    from plugdock.daemon.state.db import Database, migrate
+    from plugdock.daemon.state.kvstore import KVStore
 
     folder = Path(tempfile.mkdtemp(prefix="plugdock-bench-kv-"))
     db = Database(f"sqlite:///{folder}/kv.db")

@@ -25,7 +25,7 @@ import httpx
 from bench.daemon_benchmarks import EXAMPLES, _plugin, _renamed_copies, grant_storage_and_llm
 from bench.fake_openai import API_KEY, OPENAI_LLM
 from bench.servers import KEY, ApiServer, Daemon
-from plugdock.daemon.sandbox import home_tag, marked_processes
+from plugdock.daemon.plugins.sandbox import home_tag, marked_processes
 
 KEEPER_TOOL = """
 from plugdock.sdk import Tool

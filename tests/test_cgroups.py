@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from plugdock.daemon.cgroups import CgroupError, CgroupManager, Limits, PluginCgroup, join
+from plugdock.daemon.plugins.cgroups import CgroupError, CgroupManager, Limits, PluginCgroup, join
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "pids", "cpu", "freezer")
@@ -389,7 +389,7 @@ def test_bad_names_are_refused(tmp_path: Path) -> None:
 def test_v2_daemon_moves_to_a_leaf_when_its_cgroup_refuses_controllers(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """cgroup v2 refuses subtree_control in a non-root cgroup that holds processes (EBUSY): the daemon's own."""
-    import plugdock.daemon.cgroups as cgroups
+    import plugdock.daemon.plugins.cgroups as cgroups
 
     refused: list[Path] = []
     real_write = cgroups._write

@@ -209,9 +209,9 @@ def test_malformed_reverse_invocations_get_precise_errors() -> None:
     import asyncio
     from types import SimpleNamespace
 
-    from plugdock.daemon.backwards import BackwardsRouter
+    from plugdock.daemon.invocation.backwards import BackwardsRouter
+    from plugdock.daemon.plugins.supervisor import Waiting
     from plugdock.daemon.settings import Settings
-    from plugdock.daemon.supervisor import _Waiting
 
     sent: list[dict] = []
 
@@ -219,11 +219,11 @@ def test_malformed_reverse_invocations_get_precise_errors() -> None:
         sent.append(json.loads(line)["data"])
 
     async def run() -> None:
-        waiting = _Waiting(asyncio.Queue(), "t1", "tool", "u1")
-        model_waiting = _Waiting(asyncio.Queue(), "t1", "model", "u1")
+        waiting = Waiting(asyncio.Queue(), "t1", "tool", "u1")
+        model_waiting = Waiting(asyncio.Queue(), "t1", "model", "u1")
         instance = SimpleNamespace(sessions={"s1": waiting, "s2": model_waiting}, send=send,
                                    launch=SimpleNamespace(manifest={"resource": {"permission": {}}}, plugin_id="a/b"))
-        router = BackwardsRouter(SimpleNamespace(settings=Settings()))  # type: ignore[arg-type]
+        router = BackwardsRouter(Settings(), None, None, None, None)  # type: ignore[arg-type]
         await router.handle(instance, "s1", {"type": "storage", "backwards_request_id": "r1"})  # type: ignore[arg-type]
         await router.handle(instance, "s1", {"type": "teleport", "backwards_request_id": "r2",  # type: ignore[arg-type]
                                              "request": {}})

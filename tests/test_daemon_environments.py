@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import enterable
-from plugdock.daemon.db import Database
-from plugdock.daemon.environments import EnvironmentBuildError, EnvironmentManager, find_interpreter
-from plugdock.daemon.plugin_users import PluginUsers
-from plugdock.daemon.requirements_policy import CheckedRequirements, check_requirements
-from plugdock.daemon.sandbox import Sandbox, home_tag
+from plugdock.daemon.plugins.environments import EnvironmentBuildError, EnvironmentManager, find_interpreter
+from plugdock.daemon.plugins.requirements_policy import CheckedRequirements, check_requirements
+from plugdock.daemon.plugins.sandbox import Sandbox, home_tag
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.plugin_users import PluginUsers
 from test_security_requirements import make_wheel
 
 

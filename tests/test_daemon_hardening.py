@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,11 +46,20 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         admin.dispose()
 
 
+def _flat(routes: list[Any]) -> list[Any]:
+    """Routes with the routers the app includes opened up (FastAPI keeps them as included-router entries)."""
+    out = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        out.extend(_flat(list(inner.routes)) if inner is not None else [route])
+    return out
+
+
 def every_route() -> list[tuple[str, str]]:
     """(method, concrete path) for every route the daemon's app declares."""
     app = create_app(load_settings(None, {"home": tempfile.mkdtemp()}, environ={}))
     routes = []
-    for route in app.routes:
+    for route in _flat(app.routes):
         for method in sorted(set(getattr(route, "methods", None) or ()) - {"HEAD", "OPTIONS"}):
             path = re.sub(r"\{route:path\}", "tool/invoke", route.path)  # type: ignore[attr-defined]
             path = re.sub(r"\{tenant_id\}", "t1", path)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import delete, update
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.installations import InstallationIndex
-from plugdock.daemon.models import Installation
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.installations import InstallationIndex
+from plugdock.daemon.state.models import Installation
 
 
 def test_every_kind_of_write_is_seen(tmp_path: Path) -> None:

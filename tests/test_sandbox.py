@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import DaemonProcess
-from plugdock.daemon.sandbox import MARKER, Sandbox, manifest_memory
+from plugdock.daemon.plugins.sandbox import MARKER, Sandbox, manifest_memory
 
 from conftest import make_plugin
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import KEY, DaemonProcess
-from plugdock.daemon.connections import FD_RESERVE, OPEN_FILES_CAP, connection_budget
+from plugdock.daemon.http.connections import FD_RESERVE, OPEN_FILES_CAP, connection_budget
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 

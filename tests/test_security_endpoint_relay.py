@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from daemon_harness import DaemonProcess
-from plugdock.daemon.endpoints import BadHeader, relayed_headers, request_target
+from plugdock.daemon.http.endpoints import BadHeader, relayed_headers, request_target
 from plugdock.runtime.http_wire import parse_request, serialize_request
 
 from conftest import make_plugin

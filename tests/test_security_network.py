@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import DaemonProcess
-from plugdock.daemon.network import (
+from plugdock.daemon.plugins.network import (
     PRIVATE_V4,
     PRIVATE_V6,
     Endpoint,
@@ -28,7 +28,7 @@ from plugdock.daemon.network import (
     NetworkPolicyError,
     policy_for,
 )
-from plugdock.daemon.sandbox import home_tag
+from plugdock.daemon.plugins.sandbox import home_tag
 from plugdock.daemon.settings import Settings, load_settings
 from plugdock.errors import PlugdockError
 

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from daemon_harness import DaemonProcess
-from plugdock.daemon.environments import EnvironmentBuildError, _take_back, summarize_uv_output
-from plugdock.daemon.plugin_users import BUILDER
-from plugdock.daemon.requirements_policy import RequirementsRefused, check_requirements, read_requirements
+from plugdock.daemon.plugins.environments import EnvironmentBuildError, _take_back, summarize_uv_output
+from plugdock.daemon.plugins.requirements_policy import RequirementsRefused, check_requirements, read_requirements
 from plugdock.daemon.settings import load_settings
+from plugdock.daemon.state.plugin_users import BUILDER
 from plugdock.packaging.build import build_package
 
 from conftest import make_plugin

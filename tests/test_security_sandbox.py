@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from daemon_harness import DaemonProcess
-from plugdock.daemon.plugin_users import PluginUsers, UidOutOfRange
-from plugdock.daemon.sandbox import private_dir, processes_of
+from plugdock.daemon.plugins.sandbox import private_dir, processes_of
+from plugdock.daemon.state.plugin_users import PluginUsers, UidOutOfRange
 
 from conftest import make_plugin
 
@@ -217,7 +217,7 @@ def test_a_planted_uid_table_cannot_map_a_plugin_to_root(tmp_path: Path) -> None
 
 
 def test_uids_outside_the_plugin_range_are_refused_for_launching_and_killing(tmp_path: Path) -> None:
-    from plugdock.daemon.db import Database
+    from plugdock.daemon.state.db import Database
 
     users = PluginUsers(Database(f"sqlite:///{tmp_path / 'db.sqlite'}"), 200000, "0" * 12)
     for uid in (0, 1000, 199999, 200000 + (1 << 22)):

@@ -54,8 +54,8 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
     _require_daemon_extra()
     import uvicorn
 
-    from plugdock.daemon.app import create_app
-    from plugdock.daemon.connections import uvicorn_options
+    from plugdock.daemon.http.app import create_app
+    from plugdock.daemon.http.connections import uvicorn_options
 
     connection_options, limits = uvicorn_options(settings)
     base = f"http://{settings.host}:{settings.port}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from plugdock.errors import PlugdockError
 
+NETWORK_MODES = ("deny-local", "deny-private", "open")
 SECRET_FIELDS = {"server_key", "inner_api_key", "db_url"}
 
 
@@ -72,9 +73,9 @@ class Settings:
     github_url: str = "https://github.com"
     endpoint_max_body: int = 10 * 1024 * 1024
     public_url: str = ""
-    sandbox: str = "process"  # "none" or "process": see plugdock.daemon.sandbox
+    sandbox: str = "process"  # "none" or "process": see plugdock.daemon.plugins.sandbox
     sandbox_uid_base: int = 200000
-    plugin_network: str = "deny-local"  # "deny-local", "deny-private" or "open": see plugdock.daemon.network
+    plugin_network: str = "deny-local"  # "deny-local", "deny-private" or "open": see plugdock.daemon.plugins.network
     plugin_network_allow: list[str] = field(default_factory=list)  # host:port plugins may reach anyway
     plugin_tmp_size: int = 256 * 1024 * 1024  # bytes of the private /tmp tmpfs (counts toward memory)
     plugin_cpu: float = 1.0  # cores per plugin (cgroup cpu quota); 0 = unlimited
@@ -229,9 +230,36 @@ def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None 
             settings.sources["server_key"] = f"generated ({key_file})"
     if settings.sandbox not in ("none", "process"):
         raise PlugdockError(f"sandbox must be 'none' or 'process', not {settings.sandbox!r}")
-    from plugdock.daemon.network import check_settings
-
-    check_settings(settings)  # plugin_network and its allow-list
+    if settings.plugin_network not in NETWORK_MODES:
+        raise NetworkPolicyError(f"plugin_network must be one of {', '.join(NETWORK_MODES)}, "
+                                 f"not {settings.plugin_network!r}")
+    for entry in settings.plugin_network_allow:
+        parse_host_port(entry, "plugin_network_allow")
     if settings.start_plugins not in ("lazy", "boot"):
         raise PlugdockError(f"start_plugins must be 'lazy' or 'boot', not {settings.start_plugins!r}")
     return settings
+
+
+class NetworkPolicyError(PlugdockError):
+    code = "network_policy_error"
+
+
+def parse_host_port(text: str, what: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port), with an error naming ``what`` and the entry."""
+    entry = text.strip()
+    if entry.startswith("["):
+        host, sep, rest = entry[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise NetworkPolicyError(f"{what} entry {text!r}: write an IPv6 address as [address]:port")
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = entry.rpartition(":")
+        if not sep or not host:
+            raise NetworkPolicyError(f"{what} entry {text!r} needs a port: host:port, e.g. 127.0.0.1:11434")
+        if ":" in host:
+            raise NetworkPolicyError(f"{what} entry {text!r}: write an IPv6 address as [address]:port")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise NetworkPolicyError(f"{what} entry {text!r}: the port must be a number from 1 to 65535")
+    if host in ("0.0.0.0", "::", "*"):
+        raise NetworkPolicyError(f"{what} entry {text!r}: name the address plugins connect to (e.g. 127.0.0.1)")
+    return host, int(port_text)

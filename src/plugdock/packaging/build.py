@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 import zipfile
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from plugdock.packaging.archive import DEFAULT_MAX_SIZE
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
 from plugdock.packaging.ignore import ignore_filter
+from plugdock.packaging.uv import uv_binary
 from plugdock.schema.plugin import DirectorySource, LoadedPlugin, load_plugin
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: the same input always gives the same bytes
@@ -44,7 +43,7 @@ def collect_files(root: Path) -> list[tuple[str, bytes]]:
 
 def _uv_requirements(root: Path) -> bytes:
     """The official packager derives requirements.txt from uv.lock when a plugin only has pyproject + lock."""
-    uv = os.environ.get("UV_PATH") or shutil.which("uv")
+    uv = uv_binary()
     if not uv:
         raise PackageError(
             "the plugin has pyproject.toml and uv.lock but no requirements.txt; install uv (pip install uv) so "

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.models import StorageItem, StorageUsage
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import StorageItem, StorageUsage
 from plugdock.errors import PlugdockError
 
 MAX_KEY = 256

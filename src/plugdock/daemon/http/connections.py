@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from plugdock.daemon import envelope
+from plugdock.daemon.http import envelope
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 

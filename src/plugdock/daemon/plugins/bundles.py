@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from plugdock.daemon.installer import Installer
+from plugdock.daemon.plugins.installer import Installer
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PackageError
 from plugdock.packaging.archive import ArchiveSource, PackageArchive

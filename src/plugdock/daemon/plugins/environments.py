@@ -5,7 +5,7 @@ second plugin — or a new version — with the same dependencies reuses it: no 
 Builds go to a temporary folder and are renamed into place, so a crash never leaves half an
 environment that looks ready.
 
-Requirements arrive checked by :mod:`plugdock.daemon.requirements_policy`. When the sandbox separates users
+Requirements arrive checked by :mod:`plugdock.daemon.plugins.requirements_policy`. When the sandbox separates users
 (root), uv runs as the home's builder uid, confined like a plugin, with an allow-listed environment, its HOME
 and TMPDIR in ``<home>/build/<env>.work`` and its cache in ``<home>/build/uv-cache`` (a build that may run
 sdists gets a cache of its own); sdists are refused (``--only-binary :all:``) unless the operator allows them.
@@ -31,11 +31,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.models import Environment
-from plugdock.daemon.requirements_policy import CheckedRequirements
-from plugdock.daemon.sandbox import MARKER, Sandbox, private_dir
+from plugdock.daemon.plugins.requirements_policy import CheckedRequirements
+from plugdock.daemon.plugins.sandbox import MARKER, Sandbox, private_dir
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import Environment
 from plugdock.errors import PlugdockError
+from plugdock.packaging.uv import uv_binary, uv_command
 
 Progress = Callable[[str], None]
 
@@ -52,11 +53,6 @@ class PythonEnv:
     @property
     def python(self) -> Path:
         return self.path / "bin" / "python"
-
-
-def _uv() -> list[str]:
-    found = os.environ.get("UV_PATH") or shutil.which("uv")
-    return [found] if found else [sys.executable, "-m", "uv"]
 
 
 _interpreters: dict[str, str] = {}
@@ -90,7 +86,7 @@ def find_interpreter(version: str) -> str:
         yield from (str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"),
                                            reverse=True))
         tried.append("uv python find")
-        found = subprocess.run([*_uv(), "python", "find", version], capture_output=True, text=True, check=False)
+        found = subprocess.run([*uv_command(), "python", "find", version], capture_output=True, text=True, check=False)
         if found.returncode == 0 and found.stdout.strip():
             yield found.stdout.strip()
 
@@ -130,7 +126,7 @@ def plugdock_wheels(home: Path) -> tuple[Path | None, str]:
     with _plugdock_wheel_lock:
         if not any(target.glob("plugdock-*.whl")):
             target.mkdir(parents=True, exist_ok=True)
-            build = subprocess.run([*_uv(), "build", "--wheel", "-q", "-o", str(target), str(source)],
+            build = subprocess.run([*uv_command(), "build", "--wheel", "-q", "-o", str(target), str(source)],
                                    capture_output=True, text=True, check=False)
             if build.returncode != 0:
                 raise EnvironmentBuildError(f"could not build plugdock's own wheel: {build.stderr[-1000:]}")
@@ -236,7 +232,7 @@ class _Runner:
 
     def uv(self) -> list[str]:
         if self.builder is None or self.sandbox is None:
-            return _uv()
+            return uv_command()
         binary = _uv_binary()
         if self.sandbox.reachable(binary):
             return [binary]
@@ -294,18 +290,10 @@ class _Runner:
 
 def _uv_binary() -> str:
     """The uv executable itself (not a shim script that needs the daemon user's home)."""
-    explicit = os.environ.get("UV_PATH")
-    if explicit:
-        return os.path.realpath(explicit)
-    try:
-        from uv import find_uv_bin
-
-        return os.path.realpath(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if found is None:
-            raise EnvironmentBuildError("uv is not installed (pip install uv, or set UV_PATH)") from None
-        return os.path.realpath(found)
+    found = uv_binary()
+    if found is None:
+        raise EnvironmentBuildError("uv is not installed (pip install uv, or set UV_PATH)")
+    return found
 
 
 def _reachable_copy(binary: str, tools: Path) -> str:

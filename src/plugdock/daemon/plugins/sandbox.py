@@ -8,12 +8,12 @@ process group (what every level has).
 - as root, a uid and gid of its own (allocated once per installed package and kept in the database, never
   in a file a plugin could reach), the code folder owned by root and readable by that uid alone, the
   daemon's home closed to it except the folders it must read;
-- as root, cgroups (:mod:`plugdock.daemon.cgroups`) that hold memory, processes and CPU in the kernel and
+- as root, cgroups (:mod:`plugdock.daemon.plugins.cgroups`) that hold memory, processes and CPU in the kernel and
   let every process of the plugin be killed at once; where the kernel offers no memory controller the
   daemon samples resident memory instead (the last resort: it notices late);
-- as root, a mount namespace (:mod:`plugdock.daemon.sandbox_child`): a private size-limited ``/tmp``
+- as root, a mount namespace (:mod:`plugdock.daemon.plugins.sandbox_child`): a private size-limited ``/tmp``
   (``/var/tmp`` and ``/dev/shm`` too) that also holds its home, and an empty ``/run``;
-- as root, loopback and the host's own addresses closed to its uid (:mod:`plugdock.daemon.network`);
+- as root, loopback and the host's own addresses closed to its uid (:mod:`plugdock.daemon.plugins.network`);
 - a marker in its environment, and its uid, by which every process it leaves behind is found and killed
   when it stops, and at the daemon's next start after a crash.
 Nothing the daemon does as root follows a link in a folder a plugin can write.
@@ -30,137 +30,40 @@ import stat
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugdock.daemon.plugin_users import PluginUsers
-from plugdock.daemon.sandbox_child import ChildPlan, child_setup
+from plugdock.daemon.plugins.folders import _closed_parent, _ensure_mode, _link_or_copy, private_dir
+from plugdock.daemon.plugins.processes import (
+    MARKER,
+    Confinement,
+    SandboxError,
+    describe_exit,
+    home_tag,
+    limit_hint,
+    manifest_memory,
+    marked_processes,
+    memory_note,
+    processes_of,
+    resident_memory,
+)
+from plugdock.daemon.plugins.sandbox_child import ChildPlan, child_setup
+from plugdock.daemon.state.plugin_users import PluginUsers
 from plugdock.errors import PlugdockError
 
 if TYPE_CHECKING:
-    from plugdock.daemon.cgroups import CgroupManager, PluginCgroup
-    from plugdock.daemon.network import NetworkPolicy
+    from plugdock.daemon.plugins.cgroups import CgroupManager
+    from plugdock.daemon.plugins.network import NetworkPolicy
 
-__all__ = ["MARKER", "Confinement", "Sandbox", "SandboxError", "child_setup", "home_tag", "manifest_memory",
-           "marked_processes"]
+__all__ = ["MARKER", "Confinement", "Sandbox", "SandboxError", "child_setup", "describe_exit", "home_tag",
+           "limit_hint", "manifest_memory", "marked_processes", "memory_note", "private_dir", "processes_of",
+           "resident_memory"]
 
-MARKER = "PLUGDOCK_INSTANCE"
-DEFAULT_MEMORY = 256 * 1024 * 1024
-# Manifests sometimes declare less than an interpreter needs to start; below this the limit would only
-# make the plugin unusable, so the effective limit never goes lower.
-MINIMUM_MEMORY = 128 * 1024 * 1024
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
 READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime", "build")
 # Directories the daemon keeps to itself; made before any plugin runs, so none is ever open to plugins.
 PRIVATE_HOME_DIRS = ("packages", "assets", "cache")
 KILL_ROUNDS = 50
-
-
-class SandboxError(PlugdockError):
-    code = "sandbox_error"
-
-
-@dataclass(frozen=True)
-class Confinement:
-    """What one plugin process is allowed: who it runs as and the limits applied before it starts."""
-
-    level: str
-    marker: str
-    uid: int | None = None
-    gid: int | None = None
-    memory: int | None = None
-    memory_in_kernel: bool = False  # a cgroup holds it; otherwise the daemon samples resident memory
-    open_files: int = 1024
-    processes: int | None = None
-    private_mounts: bool = False
-    cgroup: PluginCgroup | None = None
-    shared_uid: bool = False  # dependency builds share the builder uid: kill by cgroup and marker only
-
-
-def manifest_memory(manifest: dict[str, Any]) -> int:
-    value: Any = (manifest.get("resource") or {}).get("memory")
-    try:
-        memory = int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_MEMORY
-    return max(memory, MINIMUM_MEMORY) if memory > 0 else DEFAULT_MEMORY
-
-
-def describe_exit(code: int | None, confinement: Confinement | None, last_lines: list[str]) -> str:
-    """Why a plugin process ended, naming the limit it hit when the evidence points to one."""
-    text = "\n".join(last_lines)
-    reason = f"the plugin process exited with code {code}"
-    if code is not None and code < 0:
-        with contextlib.suppress(ValueError):
-            reason = f"the plugin process was killed by {signal.Signals(-code).name}"
-    if confinement is None or confinement.level == "none":
-        return reason
-    if confinement.cgroup is not None and confinement.memory is not None and confinement.cgroup.oom_killed():
-        return (f"{reason}: it reached its memory limit of {confinement.memory // 2**20} MiB and the kernel "
-                f"stopped it (files in its /tmp count too; {memory_note(confinement)})")
-    if "Too many open files" in text:
-        return f"{reason}: it exceeded its open-files limit ({confinement.open_files})"
-    if "Resource temporarily unavailable" in text and confinement.processes is not None:
-        return f"{reason}: it exceeded its process limit ({confinement.processes})"
-    return reason
-
-
-def memory_note(confinement: Confinement) -> str:
-    return f"its limit is resource.memory = {confinement.memory} bytes in manifest.yaml; raise it there"
-
-
-def resident_memory(pid: int) -> int | None:
-    """Resident set size of a process in bytes (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as handle:
-            return int(handle.read().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def limit_hint(message: str, confinement: Confinement | None) -> str:
-    """An invocation error caused by a limit gets the limit's name appended."""
-    if confinement is None or confinement.level == "none":
-        return message
-    if "Too many open files" in message:
-        return f"{message} (the plugin hit its open-files limit: {confinement.open_files})"
-    return message
-
-
-def home_tag(home: Path) -> str:
-    """What the markers of one daemon home's plugin processes start with (``<tag>:<unique identifier>``)."""
-    return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
-
-
-def marked_processes(marker_prefix: str, uid: int | None = None) -> list[int]:
-    """Live processes whose environment carries a marker starting with ``marker_prefix`` (or owned by ``uid``)."""
-    found = []
-    needle = f"{MARKER}={marker_prefix}".encode()
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            if (uid is not None and entry.stat().st_uid == uid) or any(
-                    item.startswith(needle) for item in (entry / "environ").read_bytes().split(b"\0")):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
-def processes_of(uid: int) -> list[int]:
-    """Live processes owned by ``uid`` (this process excluded)."""
-    found = []
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != me:
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    found.append(int(entry.name))
-    return found
 
 
 class Sandbox:
@@ -248,7 +151,7 @@ class Sandbox:
         self.users.check(uid, "launch a plugin" if not builder else "build dependencies")
         cgroup = None
         if self.cgroups is not None and self.cgroups.available():
-            from plugdock.daemon.cgroups import Limits
+            from plugdock.daemon.plugins.cgroups import Limits
 
             cgroup = self.cgroups.create(group, Limits(memory=memory, pids=self.processes,
                                                        cpu=self.cpu or None))
@@ -454,43 +357,6 @@ class Sandbox:
         return killed
 
 
-def private_dir(path: Path, uid: int | None, gid: int | None) -> None:
-    """Make ``path`` a real directory owned by ``uid`` (mode 700), never following a link: its parent is
-    opened without following links, a link or file in its place is removed, and the ownership is changed
-    through a descriptor of the directory itself, so swapping ``path`` for a link changes nothing."""
-    parent_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        for _ in range(3):
-            try:
-                fd = os.open(path.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-            except FileNotFoundError:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(path.name, 0o700, dir_fd=parent_fd)
-                continue
-            except OSError:  # a link (ELOOP) or a file (ENOTDIR) in its place: removed, never followed
-                _remove_entry(parent_fd, path.name)
-                continue
-            try:
-                if uid is not None:
-                    os.fchown(fd, uid, gid if gid is not None else uid)
-                os.fchmod(fd, 0o700)
-                return
-            finally:
-                os.close(fd)
-        raise SandboxError(f"could not make {path} a private folder: something keeps replacing it")
-    finally:
-        os.close(parent_fd)
-
-
-def _remove_entry(parent_fd: int, name: str) -> None:
-    try:
-        os.unlink(name, dir_fd=parent_fd)
-    except IsADirectoryError:
-        shutil.rmtree(name, dir_fd=parent_fd)
-    except FileNotFoundError:
-        pass
-
-
 def _mount_namespaces_work() -> bool:
     """Whether this host lets the daemon give a child its own mount namespace and tmpfs (containers without
     CAP_SYS_ADMIN do not): tried once with a throwaway child."""
@@ -505,7 +371,7 @@ def _mount_namespaces_work() -> bool:
 
 def _cgroup_manager(tag: str) -> CgroupManager | None:
     try:
-        from plugdock.daemon.cgroups import CgroupManager
+        from plugdock.daemon.plugins.cgroups import CgroupManager
     except ImportError:
         return None
     try:
@@ -515,28 +381,3 @@ def _cgroup_manager(tag: str) -> CgroupManager | None:
         return None
 
 
-def _closed_parent(path: Path) -> Path | None:
-    """The nearest folder above ``path`` that other users cannot enter, if any (the one to name in errors)."""
-    for parent in path.resolve().parents:
-        if not os.stat(parent).st_mode & stat.S_IXOTH:
-            return parent
-    return None
-
-
-def _ensure_mode(path: str, readable: int) -> None:
-    mode = stat.S_IMODE(os.lstat(path).st_mode)
-    wanted = (mode | readable) & ~0o002
-    if wanted != mode:
-        os.chmod(path, wanted)
-
-
-def _link_or_copy(source: str, destination: str) -> str:
-    """Hard-link files others may already read (nothing changes for the original); copy the rest."""
-    if os.stat(source).st_mode & stat.S_IROTH:
-        try:
-            os.link(source, destination)
-            return destination
-        except OSError:
-            pass
-    shutil.copy2(source, destination)
-    return destination

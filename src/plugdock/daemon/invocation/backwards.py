@@ -32,8 +32,11 @@ from plugdock.protocol.messages import (
 )
 
 if TYPE_CHECKING:
-    from plugdock.daemon.app import Daemon
-    from plugdock.daemon.supervisor import PluginInstance
+    from plugdock.daemon.plugins.supervisor import PluginInstance, Supervisor
+    from plugdock.daemon.settings import Settings
+    from plugdock.daemon.state.credentials import CredentialStore
+    from plugdock.daemon.state.db import Database
+    from plugdock.daemon.state.kvstore import KVStore
 
 # type -> (permission section, flag within it or "")
 PERMISSIONS: dict[str, tuple[str, str] | None] = {
@@ -99,9 +102,16 @@ def parse_frames(buffer: bytearray) -> list[dict[str, Any]]:
 
 
 class BackwardsRouter:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.settings = daemon.settings
+    """Answers plugins' reverse calls: storage here, the rest through the host's inner API (or, with no host,
+    plugins installed on this daemon)."""
+
+    def __init__(self, settings: Settings, db: Database, kv: KVStore, credentials: CredentialStore,
+                 supervisor: Supervisor) -> None:
+        self.settings = settings
+        self.db = db
+        self.kv = kv
+        self.credentials = credentials
+        self.supervisor = supervisor
 
     async def handle(self, instance: PluginInstance, session_id: str, invoke: dict[str, Any]) -> None:
         request_id = str(invoke.get("backwards_request_id", "")) if isinstance(invoke, dict) else ""
@@ -136,6 +146,20 @@ class BackwardsRouter:
                                               f"{type(exc).__name__}: {exc}")
         await reply(BackwardsEvent.END)
 
+    def _storage(self, tenant: str, plugin: str, request: dict[str, Any], limit: int) -> dict[str, Any]:
+        opt, key = request.get("opt"), str(request.get("key", ""))
+        if opt == "set":
+            self.kv.set(tenant, plugin, key, bytes.fromhex(str(request.get("value", ""))), limit)
+            return {"data": "ok"}
+        if opt == "get":
+            return {"data": self.kv.get(tenant, plugin, key).hex()}
+        if opt == "del":
+            return {"data": "ok", "deleted_num": self.kv.delete(tenant, plugin, key)}
+        if opt == "exist":
+            found = self.kv.exist(tenant, plugin, key)
+            return {"data": found, "exist_num": int(found)}
+        raise PlugdockError(f"unknown storage opt {opt!r}; use set, get, del or exist")
+
     def _check_permission(self, instance: PluginInstance, kind: str) -> None:
         needed = PERMISSIONS[kind]
         if needed is None:
@@ -153,7 +177,7 @@ class BackwardsRouter:
         if kind == "storage":
             storage = ((instance.launch.manifest.get("resource") or {}).get("permission") or {}).get("storage") or {}
             limit = min(int(storage.get("size") or self.settings.storage_max_size), self.settings.storage_max_size)
-            yield await asyncio.to_thread(self.daemon._storage, tenant, instance.launch.plugin_id, request, limit)
+            yield await asyncio.to_thread(self._storage, tenant, instance.launch.plugin_id, request, limit)
             return
         if waiting.depth >= self.settings.max_backwards_depth:
             raise BackwardsError(f"reverse invocation depth limit ({self.settings.max_backwards_depth}) reached: "
@@ -177,7 +201,7 @@ class BackwardsRouter:
         if match is None:
             return None
         identifier, plugin_id = match
-        credentials = await asyncio.to_thread(self.daemon.credentials.get, tenant, plugin_id, provider)
+        credentials = await asyncio.to_thread(self.credentials.get, tenant, plugin_id, provider)
         if kind == "tool":
             return identifier, {"type": "tool", "action": "invoke_tool", "provider": provider,
                                 "tool": request.get("tool"), "tool_parameters": request.get("tool_parameters") or {},
@@ -192,9 +216,9 @@ class BackwardsRouter:
 
     def _provider_plugin(self, tenant: str, section: str, provider: str,
                          plugin_hint: str | None) -> tuple[str, str] | None:
-        from plugdock.daemon.models import Installation, PluginRecord
+        from plugdock.daemon.state.models import Installation, PluginRecord
 
-        with self.daemon.db.session() as s:
+        with self.db.session() as s:
             rows = s.execute(select(Installation.unique_identifier, Installation.plugin_id, PluginRecord.declaration)
                              .join(PluginRecord, PluginRecord.unique_identifier == Installation.unique_identifier)
                              .where(Installation.tenant_id == tenant)).all()
@@ -206,7 +230,7 @@ class BackwardsRouter:
         return None
 
     async def _dispatch_local(self, waiting: Any, identifier: str, data: dict[str, Any]) -> AsyncIterator[Any]:
-        target = await self.daemon.supervisor.ready(identifier)
+        target = await self.supervisor.ready(identifier)
         data = {**data, "user_id": waiting.user_id}
         async for message in target.request(waiting.tenant_id, data, {}, depth=waiting.depth + 1,
                                             deadline=waiting.deadline):

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.models import PluginUser
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import PluginUser
 from plugdock.errors import PlugdockError
 
 UID_RANGE = 1 << 22  # sandbox uids: uid_base + 1 .. uid_base + UID_RANGE - 1

@@ -3,7 +3,7 @@
 Each installed package runs as ``<env python> -m <entrypoint>`` in its own folder, as the official
 daemon runs it, but with an allow-listed environment (no daemon secrets), its own process group,
 a parent-death signal so it dies with the daemon even when the daemon is SIGKILLed, and the
-containment of :mod:`plugdock.daemon.sandbox` (own uid, limits, straggler hunting).
+containment of :mod:`plugdock.daemon.plugins.sandbox` (own uid, limits, straggler hunting).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugdock.daemon.sandbox import (
+from plugdock.daemon.plugins.sandbox import (
     MARKER,
     Confinement,
     Sandbox,
@@ -32,7 +32,8 @@ from plugdock.daemon.sandbox import (
     memory_note,
     resident_memory,
 )
-from plugdock.daemon.sandbox_child import ChildSetupError
+from plugdock.daemon.plugins.sandbox_child import ChildSetupError
+from plugdock.daemon.plugins.sessions import Waiting
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 from plugdock.protocol.messages import request_line
@@ -59,49 +60,6 @@ class Launch:
 
 
 @dataclass
-class _Waiting:
-    """A request in flight: where its messages go, and what reverse calls made from it inherit.
-
-    ``queued`` counts the bytes waiting for the caller; past the session buffer the plugin's output is
-    no longer read (the plugin blocks on its pipe) until the caller catches up or is cut."""
-
-    queue: asyncio.Queue[dict[str, Any] | None]
-    tenant_id: str
-    action_type: str
-    user_id: str = ""
-    depth: int = 0
-    deadline: float = float("inf")
-    queued: int = 0
-    sizes: collections.deque[int] = field(default_factory=collections.deque)
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: bool = False
-
-    def put(self, message: dict[str, Any] | None, size: int = 0) -> None:
-        self.queued += size
-        self.sizes.append(size)
-        self.drained.clear()
-        self.queue.put_nowait(message)
-
-    async def get(self) -> dict[str, Any] | None:
-        message = await self.queue.get()
-        if self.sizes:
-            self.queued -= self.sizes.popleft()
-        self.drained.set()
-        return message
-
-    def cut(self, error: dict[str, Any]) -> None:
-        """Drop what waits and leave the caller one error and the end (it reads nothing anyway)."""
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.sizes.clear()
-        self.queued = 0
-        self.closed = True
-        self.queue.put_nowait(error)
-        self.queue.put_nowait(None)
-        self.drained.set()
-
-
-@dataclass
 class PluginInstance:
     launch: Launch
     settings: Settings
@@ -109,7 +67,7 @@ class PluginInstance:
     state: str = "stopped"
     error: str = ""
     proc: asyncio.subprocess.Process | None = None
-    sessions: dict[str, _Waiting] = field(default_factory=dict)
+    sessions: dict[str, Waiting] = field(default_factory=dict)
     logs: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
     last_output: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
@@ -308,7 +266,7 @@ class PluginInstance:
         if data.get("type") == "end":
             self.sessions.pop(session_id, None)
 
-    async def _room_for(self, session_id: str, waiting: _Waiting) -> bool:
+    async def _room_for(self, session_id: str, waiting: Waiting) -> bool:
         """Backpressure: while the caller has more than the session buffer waiting, stop reading the plugin
         (its writes then block on the pipe); a caller that reads nothing for the stall limit is cut."""
         limit = self.settings.session_buffer
@@ -358,7 +316,7 @@ class PluginInstance:
                       deadline: float = float("inf")) -> AsyncIterator[dict[str, Any]]:
         """Send one request; yield its session messages (``stream``/``error``), ending at ``end``."""
         session_id = str(uuid.uuid4())
-        waiting = _Waiting(asyncio.Queue(), tenant_id, str(data.get("type")), str(data.get("user_id", "")), depth,
+        waiting = Waiting(asyncio.Queue(), tenant_id, str(data.get("type")), str(data.get("user_id", "")), depth,
                            deadline)
         self.sessions[session_id] = waiting
         self.last_used = time.monotonic()

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.models import CredentialRecord
-from plugdock.daemon.secrets_box import SecretBox
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import CredentialRecord
+from plugdock.daemon.state.secrets_box import SecretBox
 
 
 class CredentialStore:

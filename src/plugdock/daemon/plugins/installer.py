@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
-from plugdock.daemon.blobs import LocalBlobStore
-from plugdock.daemon.db import Database
-from plugdock.daemon.environments import EnvironmentManager
-from plugdock.daemon.models import Installation, InstallTask, PluginRecord
-from plugdock.daemon.requirements_policy import check_requirements, read_requirements
+from plugdock.daemon.plugins.environments import EnvironmentManager
+from plugdock.daemon.plugins.requirements_policy import check_requirements, read_requirements
+from plugdock.daemon.plugins.supervisor import Launch, Supervisor
 from plugdock.daemon.settings import Settings
-from plugdock.daemon.supervisor import Launch, Supervisor
+from plugdock.daemon.state.blobs import LocalBlobStore
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import Installation, InstallTask, PluginRecord
 from plugdock.errors import PackageError, PlugdockError, SignatureError
 from plugdock.packaging.archive import ArchiveSource, PackageArchive
 from plugdock.packaging.checksum import package_checksum

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from plugdock.daemon import envelope
+from plugdock.daemon.http import envelope
 
 Scope = dict[str, Any]
 Receive = Any

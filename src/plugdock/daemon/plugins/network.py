@@ -36,25 +36,19 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from plugdock.errors import PlugdockError
+from plugdock.daemon.settings import NETWORK_MODES as MODES
+from plugdock.daemon.settings import NetworkPolicyError, Settings, parse_host_port
 
-if TYPE_CHECKING:
-    from plugdock.daemon.settings import Settings
+__all__ = ["MODES", "NetworkPolicy", "NetworkPolicyError", "parse_host_port", "policy_for"]
 
-MODES = ("deny-local", "deny-private", "open")
 PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
 PRIVATE_V6 = ("fc00::/7", "fe80::/10")
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")  # the ones plugins are given
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 ANY_LOCAL = ""  # a listener bound to 0.0.0.0 or ::: every address of this host
 NFT_TIMEOUT = 20
-
-
-class NetworkPolicyError(PlugdockError):
-    code = "network_policy_error"
 
 
 @dataclass(frozen=True)
@@ -70,27 +64,6 @@ class Endpoint:
         if self.address == ANY_LOCAL:
             return f"*:{self.port}"
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
-
-
-def parse_host_port(text: str, what: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` → (host, port), with an error naming ``what`` and the entry."""
-    entry = text.strip()
-    if entry.startswith("["):
-        host, sep, rest = entry[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise NetworkPolicyError(f"{what} entry {text!r}: write an IPv6 address as [address]:port")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = entry.rpartition(":")
-        if not sep or not host:
-            raise NetworkPolicyError(f"{what} entry {text!r} needs a port: host:port, e.g. 127.0.0.1:11434")
-        if ":" in host:
-            raise NetworkPolicyError(f"{what} entry {text!r}: write an IPv6 address as [address]:port")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise NetworkPolicyError(f"{what} entry {text!r}: the port must be a number from 1 to 65535")
-    if host in ("0.0.0.0", "::", "*"):
-        raise NetworkPolicyError(f"{what} entry {text!r}: name the address plugins connect to (e.g. 127.0.0.1)")
-    return host, int(port_text)
 
 
 def addresses_of(host: str) -> list[str]:
@@ -167,14 +140,6 @@ def database_endpoints(database_url: str) -> list[Endpoint]:
         return [Endpoint(address, port, "the daemon's database (DB_URL)") for address in addresses_of(url.host)]
     except OSError:
         return []
-
-
-def check_settings(settings: Settings) -> None:
-    """Refuse a bad ``plugin_network`` or allow-list entry when settings are read, before anything starts."""
-    if settings.plugin_network not in MODES:
-        raise NetworkPolicyError(f"plugin_network must be one of {', '.join(MODES)}, not {settings.plugin_network!r}")
-    for entry in settings.plugin_network_allow:
-        parse_host_port(entry, "plugin_network_allow")
 
 
 def policy_for(settings: Settings, tag: str, environ: Mapping[str, str] | None = None) -> NetworkPolicy:

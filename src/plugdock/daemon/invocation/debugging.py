@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
-from plugdock.daemon.models import Installation, PluginRecord
-from plugdock.daemon.supervisor import Launch, PluginInstance
+from plugdock.daemon.plugins.supervisor import Launch, PluginInstance
+from plugdock.daemon.state.models import Installation, PluginRecord
 from plugdock.schema.manifest import PluginManifest
 
 if TYPE_CHECKING:
-    from plugdock.daemon.app import Daemon
+    from plugdock.daemon.plugins.installer import Installer
+    from plugdock.daemon.plugins.supervisor import BackwardsHandler, Supervisor
+    from plugdock.daemon.settings import Settings
+    from plugdock.daemon.state.db import Database
 
 KEY_TTL = 2 * 60 * 60
 MAX_ASSETS = 50 * 1024 * 1024
@@ -53,7 +56,7 @@ class RemoteInstance(PluginInstance):
 
     async def send(self, line: bytes) -> None:
         if not self.alive():
-            from plugdock.daemon.supervisor import PluginUnavailable
+            from plugdock.daemon.plugins.supervisor import PluginUnavailable
 
             raise PluginUnavailable(f"debugging plugin {self.launch.plugin_id} has disconnected")
         assert self.writer is not None
@@ -72,9 +75,13 @@ class RemoteInstance(PluginInstance):
 
 
 class DebugServer:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.settings = daemon.settings
+    def __init__(self, settings: Settings, db: Database, supervisor: Supervisor, installer: Installer,
+                 on_backwards: BackwardsHandler) -> None:
+        self.settings = settings
+        self.db = db
+        self.supervisor = supervisor
+        self.installer = installer
+        self.on_backwards = on_backwards
         self.keys: dict[str, tuple[str, float]] = {}
         self.connections = 0
         self.per_tenant: dict[str, int] = {}
@@ -107,7 +114,7 @@ class DebugServer:
 
     def cleanup_stale(self) -> None:
         """Debugging plugins do not survive a daemon restart: forget any a crash left behind."""
-        with self.daemon.db.session() as s:
+        with self.db.session() as s:
             stale = list(s.execute(select(PluginRecord.unique_identifier)
                                    .where(PluginRecord.installed == REMOTE)).scalars())
             if stale:
@@ -150,18 +157,18 @@ class DebugServer:
     async def _serve(self, identifier: str, tenant: str, declaration: dict[str, Any], reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
         """Serve a registered plugin until it disconnects, then forget it."""
-        instance = RemoteInstance(Launch(identifier, declaration["_plugin_id"], self.daemon.settings.home,
-                                         self.daemon.settings.home, "", declaration), self.settings,
-                                  self.daemon.backwards.handle, writer=writer)
+        instance = RemoteInstance(Launch(identifier, declaration["_plugin_id"], self.settings.home,
+                                         self.settings.home, "", declaration), self.settings,
+                                  self.on_backwards, writer=writer)
         instance.state = "ready"
         instance.last_output = time.monotonic()
         instance.logs.append(f"[plugdock] debugging plugin connected for tenant {tenant}")
-        self.daemon.supervisor.instances[identifier] = instance
+        self.supervisor.instances[identifier] = instance
         try:
             await instance.read_protocol(reader)
         finally:
             await instance.stop()
-            self.daemon.supervisor.instances.pop(identifier, None)
+            self.supervisor.instances.pop(identifier, None)
             self._unregister(identifier)
 
     async def _handshake(self, reader: asyncio.StreamReader, deadline: float) -> str:
@@ -257,9 +264,9 @@ class DebugServer:
         public = {k: v for k, v in declaration.items() if k != "_plugin_id"}
         checksum = hashlib.sha256(json.dumps(public, sort_keys=True).encode() + tenant.encode()).hexdigest()
         identifier = f"{plugin_id}:{public.get('version')}@{checksum}"
-        self.daemon.installer._remap_assets(public, assets)
+        self.installer._remap_assets(public, assets)
         public["verified"] = False
-        with self.daemon.db.session() as s:
+        with self.db.session() as s:
             existing = s.execute(select(Installation).where(Installation.tenant_id == tenant,
                                                             Installation.plugin_id == plugin_id)).scalar_one_or_none()
             if existing is not None:
@@ -273,7 +280,7 @@ class DebugServer:
         return identifier
 
     def _unregister(self, identifier: str) -> None:
-        with self.daemon.db.session() as s:
+        with self.db.session() as s:
             s.execute(delete(Installation).where(Installation.unique_identifier == identifier))
             s.execute(delete(PluginRecord).where(PluginRecord.unique_identifier == identifier,
                                                  PluginRecord.installed == REMOTE))

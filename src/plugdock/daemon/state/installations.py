@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from plugdock.daemon.db import Database
-from plugdock.daemon.models import Installation
+from plugdock.daemon.state.db import Database
+from plugdock.daemon.state.models import Installation
 
 _TOUCHED = "plugdock_installations_touched"
 

@@ -1,0 +1,83 @@
+"""The daemon's HTTP API: the official plugin daemon's routes, envelopes and streaming, on FastAPI.
+
+Management routes answer ``{"code": 0, "message": "success", "data": ...}``; dispatch routes stream
+Server-Sent Events, one envelope per ``data:`` line; every error is an envelope whose ``message`` is
+the JSON ``{"message", "error_type", "args"}`` the Dify host expects. This module wires the guards,
+the routers (one module per area) and the error handlers around one :class:`~plugdock.daemon.core.Daemon`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from plugdock import __version__
+from plugdock.daemon.core import Daemon
+from plugdock.daemon.http import dispatch, endpoints, envelope, install, management
+from plugdock.daemon.http.fast_dispatch import FastDispatch
+from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit
+from plugdock.daemon.plugins.installer import NotFound
+from plugdock.daemon.settings import Settings
+from plugdock.daemon.state.db import outage_reason
+from plugdock.errors import InvalidRequest, PackageError, PlugdockError, SignatureError
+from plugdock.packaging.identifier import InvalidIdentifier
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        daemon = Daemon(settings)
+        app.state.daemon = daemon
+        await daemon.start()
+        try:
+            yield
+        finally:
+            await daemon.stop()
+
+    app = FastAPI(title="plugdock daemon", version=__version__, lifespan=lifespan,
+                  description="A drop-in for the Dify plugin daemon's HTTP API.")
+
+    # Middleware added later runs earlier: the key first, then the body guards, then the dispatch fast path.
+    app.add_middleware(FastDispatch, prepare=lambda *args: dispatch.fast_lines(app.state.daemon, *args))
+    # a package upload is the largest legitimate body; a little room for the form around it
+    app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE",
+                       timeout=settings.body_timeout)
+    # added last, so it runs first: nothing but health and public endpoints is reached without the key
+    app.add_middleware(ApiKeyGuard, key=settings.server_key,
+                       public=lambda path: path == "/health/check" or path == "/e" or path.startswith("/e/"))
+
+    # -- cross-cutting ---------------------------------------------------------------------------------
+    @app.exception_handler(PlugdockError)
+    async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
+        if isinstance(exc, NotFound):
+            return envelope.error(404, exc.message, "PluginDaemonNotFoundError")
+        if isinstance(exc, PackageError | SignatureError | InvalidRequest | InvalidIdentifier):
+            return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
+        return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        return envelope.error(503, f"the database is unavailable: {outage_reason(exc)}; the daemon retries on "
+                                   "every request", "PluginDaemonInternalServerError")
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return envelope.error(400, f"invalid request: {problems}", "PluginDaemonBadRequestError")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
+        return envelope.error(exc.status_code, str(exc.detail), "PluginDaemonBadRequestError")
+
+    for router in (management.router, install.router, endpoints.router, dispatch.router):
+        app.include_router(router)
+    endpoints.register_json_error(app)
+    return app

@@ -1,0 +1,232 @@
+"""Management routes that read: health, installed plugins and their providers, manifests, credentials, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from plugdock import __version__
+from plugdock.daemon.core import Daemon
+from plugdock.daemon.http import envelope
+from plugdock.daemon.http.bodies import CredentialsBody, IdentifierListBody, PluginIdsBody, parse_identifier
+from plugdock.daemon.http.context import PREFIX, DaemonDep
+from plugdock.daemon.plugins.installer import NotFound
+from plugdock.daemon.state.models import Installation, PluginRecord
+from plugdock.daemon.state.secrets_box import mask, secret_fields
+from plugdock.errors import PackageError
+from plugdock.packaging.identifier import PluginIdentifier
+
+router = APIRouter()
+
+
+
+# -- health ----------------------------------------------------------------------------------------
+@router.get("/health/check")
+async def health(d: DaemonDep) -> dict[str, Any]:
+    running = sum(1 for i in d.supervisor.instances.values() if i.alive())
+    problem = await asyncio.to_thread(d.db.problem)
+    return {"status": "degraded" if problem else "ok", "database": problem or "ok",
+            "version": __version__, "platform": "local", "pool_status": {
+        "installed": len(d.supervisor.instances), "running": running},
+        "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
+
+
+# -- management: what is installed -----------------------------------------------------------------
+def installed_identifiers(d: Daemon, tenant_id: str) -> set[str]:
+    with d.db.session() as s:
+        return set(s.execute(select(Installation.unique_identifier)
+                             .where(Installation.tenant_id == tenant_id)).scalars())
+
+
+def _installations(d: Daemon, tenant_id: str) -> list[tuple[Installation, PluginRecord]]:
+    with d.db.session() as s:
+        rows = s.execute(select(Installation, PluginRecord).join(
+            PluginRecord, PluginRecord.unique_identifier == Installation.unique_identifier)
+            .where(Installation.tenant_id == tenant_id).order_by(Installation.created_at)).all()
+        return [(r[0], r[1]) for r in rows]
+
+
+def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, Any]:
+    ident = PluginIdentifier.parse(inst.unique_identifier)
+    return {"id": inst.id, "name": ident.name, "plugin_id": inst.plugin_id, "tenant_id": inst.tenant_id,
+            "plugin_unique_identifier": inst.unique_identifier, "endpoints_active": 0, "endpoints_setups": 0,
+            "installation_id": inst.id, "declaration": record.declaration, "runtime_type": inst.runtime_type,
+            "version": ident.version, "created_at": inst.created_at.isoformat(),
+            "updated_at": inst.updated_at.isoformat(), "source": inst.source, "checksum": ident.checksum,
+            "meta": inst.meta}
+
+
+@router.get(PREFIX + "/list")
+async def list_plugins(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
+                       page_size: envelope.PageSize = 256) -> dict[str, Any]:
+    page, page_size = max(page, 1), min(max(page_size, 1), 256)
+    rows = _installations(d, tenant_id)
+    chunk = rows[(page - 1) * page_size : page * page_size]
+    return envelope.success({"list": [_installation_json(i, r) for i, r in chunk], "total": len(rows),
+                             "has_more": page * page_size < len(rows)})
+
+
+@router.get(PREFIX + "/installation/ids")
+async def installation_ids(d: DaemonDep, tenant_id: str) -> dict[str, Any]:
+    return envelope.success({"plugin_ids": sorted({i.plugin_id for i, _ in _installations(d, tenant_id)})})
+
+
+@router.post(PREFIX + "/installation/fetch/batch")
+async def fetch_batch(d: DaemonDep, tenant_id: str, body: PluginIdsBody) -> dict[str, Any]:
+    wanted = set(body.plugin_ids)
+    return envelope.success([_installation_json(i, r) for i, r in _installations(d, tenant_id)
+                             if i.plugin_id in wanted])
+
+
+@router.post(PREFIX + "/installation/missing")
+async def missing(d: DaemonDep, tenant_id: str, body: IdentifierListBody) -> dict[str, Any]:
+    installed = {i.plugin_id: i.unique_identifier for i, _ in _installations(d, tenant_id)}
+    out = []
+    for identifier in body.plugin_unique_identifiers:
+        plugin_id = parse_identifier(identifier).plugin_id
+        if plugin_id not in installed:
+            out.append({"plugin_unique_identifier": identifier, "current_identifier": None})
+        elif installed[plugin_id] != identifier:
+            out.append({"plugin_unique_identifier": identifier, "current_identifier": installed[plugin_id]})
+    return envelope.success(out)
+
+
+def _providers(d: Daemon, tenant_id: str, kind: str) -> list[dict[str, Any]]:
+    out = []
+    for inst, record in _installations(d, tenant_id):
+        declaration = record.declaration.get(kind)
+        if declaration:
+            out.append({"id": inst.id, "tenant_id": tenant_id, "plugin_id": inst.plugin_id,
+                        "plugin_unique_identifier": inst.unique_identifier,
+                        "provider": declaration.get("identity", {}).get("name") or declaration.get("provider"),
+                        "declaration": declaration, "created_at": inst.created_at.isoformat(),
+                        "updated_at": inst.updated_at.isoformat(), "meta": inst.meta})
+    return out
+
+
+@router.get(PREFIX + "/tools")
+async def tools(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
+                page_size: envelope.PageSize = 256) -> dict[str, Any]:
+    return envelope.success(_providers(d, tenant_id, "tool")[(page - 1) * page_size : page * page_size])
+
+
+@router.get(PREFIX + "/tool")
+async def tool(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
+    for item in _providers(d, tenant_id, "tool"):
+        if item["plugin_id"] == plugin_id and item["provider"] == provider:
+            return envelope.success(item)
+    raise NotFound(f"tool provider {plugin_id}/{provider} not found")
+
+
+@router.get(PREFIX + "/models")
+async def models(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
+                 page_size: envelope.PageSize = 256) -> dict[str, Any]:
+    return envelope.success(_providers(d, tenant_id, "model")[(page - 1) * page_size : page * page_size])
+
+
+@router.get(PREFIX + "/agent_strategies")
+async def agent_strategies(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
+                           page_size: envelope.PageSize = 256) -> dict[str, Any]:
+    return envelope.success(_providers(d, tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
+
+
+@router.get(PREFIX + "/fetch/manifest")
+async def fetch_manifest(d: DaemonDep, tenant_id: str, plugin_unique_identifier: str) -> dict[str, Any]:
+    return envelope.success(d.installer.record(plugin_unique_identifier).declaration)
+
+
+@router.get(PREFIX + "/fetch/identifier")
+async def fetch_identifier(d: DaemonDep, tenant_id: str, plugin_unique_identifier: str) -> dict[str, Any]:
+    try:
+        d.installer.record(plugin_unique_identifier)
+    except NotFound:
+        return envelope.success(False)
+    return envelope.success(True)
+
+
+@router.api_route(PREFIX + "/decode/from_identifier", methods=["GET", "POST"])
+async def decode_from_identifier(d: DaemonDep, tenant_id: str, request: Request,
+                                 plugin_unique_identifier: str | None = None) -> dict[str, Any]:
+    if plugin_unique_identifier is None:
+        try:
+            plugin_unique_identifier = (json.loads(await request.body() or b"{}")).get("plugin_unique_identifier")
+        except ValueError:
+            plugin_unique_identifier = None
+    if not plugin_unique_identifier:
+        raise PackageError("plugin_unique_identifier is required")
+    record = d.installer.record(plugin_unique_identifier)
+    return envelope.success({"unique_identifier": record.unique_identifier, "manifest": record.declaration,
+                             "verification": record.verification})
+
+
+# -- credentials (plugdock's own: used when the daemon dispatches reverse calls itself) --------------
+def _declaration_of(d: Daemon, tenant_id: str, plugin_id: str) -> dict[str, Any]:
+    for inst, record in _installations(d, tenant_id):
+        if inst.plugin_id == plugin_id:
+            return record.declaration
+    raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
+
+
+@router.post(PREFIX + "/credentials")
+async def set_credentials(d: DaemonDep, tenant_id: str, body: CredentialsBody) -> dict[str, Any]:
+    declaration = _declaration_of(d, tenant_id, body.plugin_id)
+    kind = "model" if declaration.get("model") else "tool" if declaration.get("tool") else ""
+    if not kind:
+        raise PackageError(f"plugin {body.plugin_id} has no model or tool provider to hold credentials")
+    await asyncio.to_thread(d.credentials.set, tenant_id, body.plugin_id, body.provider, kind,
+                            body.credentials)
+    return envelope.success({"plugin_id": body.plugin_id, "provider": body.provider, "kind": kind,
+                             "credentials": mask(body.credentials, secret_fields(declaration, kind))})
+
+
+@router.get(PREFIX + "/credentials")
+async def list_credentials(d: DaemonDep, tenant_id: str) -> dict[str, Any]:
+    out = []
+    for plugin_id, provider, kind, values in await asyncio.to_thread(d.credentials.list, tenant_id):
+        try:
+            secrets = secret_fields(_declaration_of(d, tenant_id, plugin_id), kind)
+        except NotFound:
+            secrets = set(values)  # the plugin is gone: hide everything
+        out.append({"plugin_id": plugin_id, "provider": provider, "kind": kind,
+                    "credentials": mask(values, secrets)})
+    return envelope.success(out)
+
+
+@router.post(PREFIX + "/credentials/delete")
+async def delete_credentials(d: DaemonDep, tenant_id: str, body: CredentialsBody) -> dict[str, Any]:
+    return envelope.success(await asyncio.to_thread(d.credentials.delete, tenant_id, body.plugin_id,
+                                                    body.provider))
+
+
+@router.post("/plugin/{tenant_id}/debugging/key")
+async def debugging_key(d: DaemonDep, tenant_id: str) -> dict[str, Any]:
+    debugging = d.debugging
+    if debugging is None:
+        raise NotFound("remote debugging is disabled on this daemon (PLUGIN_REMOTE_INSTALLING_ENABLED)")
+    return envelope.success({"key": debugging.issue_key(tenant_id), "host": d.settings.remote_installing_host,
+                             "port": debugging.port})
+
+
+@router.get("/plugin/{tenant_id}/asset/{asset_id}")
+async def asset(d: DaemonDep, tenant_id: str, asset_id: str) -> Response:
+
+    data = d.installer.asset(asset_id)
+    return Response(data, media_type=mimetypes.guess_type(asset_id)[0] or "application/octet-stream")
+
+
+@router.get("/plugin/{tenant_id}/management/logs")
+async def logs(d: DaemonDep, tenant_id: str, plugin_id: str, lines: int = 200) -> dict[str, Any]:
+    for inst, _record in _installations(d, tenant_id):
+        if inst.plugin_id == plugin_id:
+            instance = d.supervisor.instances.get(inst.unique_identifier)
+            kept = list(instance.logs)[-max(1, min(lines, 1000)):] if instance else []
+            return envelope.success({"plugin_unique_identifier": inst.unique_identifier,
+                                     "state": instance.state if instance else "stopped", "lines": kept})
+    raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
+

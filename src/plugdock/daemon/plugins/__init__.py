@@ -1,0 +1,1 @@
+"""Plugin packages on this host: install, environments, processes and their containment."""

@@ -1,0 +1,1 @@
+"""What the daemon keeps: database, models and migrations, key-value store, credentials, blobs."""
