@@ -240,6 +240,8 @@ class Installer:
     def register(self, unique_identifier: str, plugin_id: str, directory: Path, python: Path,
                  declaration: dict[str, Any]) -> None:
         entry = str(declaration.get("meta", {}).get("runner", {}).get("entrypoint", "main"))
+        if self.envs.sandbox is not None and directory.is_dir():  # folders an earlier build left readable, too
+            self.envs.sandbox.restrict_code(unique_identifier, directory)
         self.supervisor.register(Launch(unique_identifier, plugin_id, directory, python, entry, declaration))
 
     def _install_for_tenant(self, tenant_id: str, identifier: str, source: str, meta: dict[str, Any]) -> None:
