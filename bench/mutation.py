@@ -34,7 +34,7 @@ TARGETS: dict[str, list[str]] = {
     "packaging/checksum.py": ["tests/test_packaging.py", "tests/test_limits_archive.py"],
     "packaging/identifier.py": ["tests/test_packaging.py", "tests/test_limits_archive.py"],
     "packaging/ignore.py": ["tests/test_packaging.py", "tests/test_limits_archive.py"],
-    "packaging/build.py": ["tests/test_packaging.py"],
+    "packaging/build.py": ["tests/test_packaging.py", "tests/test_cli.py"],
     "daemon/state/kvstore.py": ["tests/test_daemon_kvstore.py"],
     "daemon/http/guards.py": ["tests/test_limits_guards.py"],
     "schema/validation.py": ["tests/test_limits_validation.py", "tests/test_yaml_fixtures.py"],

@@ -285,3 +285,92 @@ def test_deletes_racing_writes_keep_usage_exact(store: KVStore) -> None:
         rows = s.query(StorageItem.key, StorageItem.size).filter_by(tenant_id="t", plugin_id="a/p").all()
         used = s.query(StorageUsage.used).filter_by(tenant_id="t", plugin_id="a/p").scalar()
     assert used == sum(row_cost(key, size) for key, size in rows)
+
+
+# -- every operation stays in its own tenant, plugin and key ----------------------------------------------
+
+SCOPES = [("t1", "a/p"), ("t2", "a/p"), ("t1", "a/q")]
+
+
+def test_every_operation_stays_in_its_tenant_plugin_and_key(store: KVStore) -> None:
+    for n, (tenant, plugin) in enumerate(SCOPES):
+        store.set(tenant, plugin, "k", b"x" * (n + 1), limit=1000)
+        store.set(tenant, plugin, f"only{n}", b"v" * n, limit=1000)
+    assert [store.get(t, p, "k") for t, p in SCOPES] == [b"x", b"xx", b"xxx"]
+    assert store.get("t2", "a/p", "only1") == b"v"
+    assert [store.exist(t, p, "only0") for t, p in SCOPES] == [True, False, False]
+    assert [store.used(t, p) for t, p in SCOPES] == [row_cost("k", n + 1) + row_cost(f"only{n}", n) for n in range(3)]
+    assert store.delete("t2", "a/p", "only0") == 0 and store.delete("t1", "a/q", "only0") == 0
+    assert store.delete("t1", "a/p", "k") == 1
+    assert [store.exist(t, p, "k") for t, p in SCOPES] == [False, True, True]
+    assert [store.used(t, p) for t, p in SCOPES] == [
+        row_cost("only0", 0), row_cost("k", 2) + row_cost("only1", 1), row_cost("k", 3) + row_cost("only2", 2)]
+    with pytest.raises(StorageError) as refused:
+        store.get("t1", "a/p", "k")
+    assert str(refused.value) == "load data failed, please check if the key is correct or you have not set it"
+
+
+def test_recomputing_old_usage_touches_only_its_own_plugin(store: KVStore) -> None:
+    with store.db.session() as s:
+        for tenant, plugin in SCOPES:
+            s.add_all([StorageItem(tenant_id=tenant, plugin_id=plugin, key="old", value=b"12", size=2),
+                       StorageUsage(tenant_id=tenant, plugin_id=plugin, used=2)])
+    fresh = KVStore(store.db)
+    assert fresh.used("t1", "a/p") == row_cost("old", 2)
+    with store.db.session() as s:
+        raw = {(u.tenant_id, u.plugin_id): u.used for u in s.query(StorageUsage).all()}
+    assert raw == {("t1", "a/p"): row_cost("old", 2), ("t2", "a/p"): 2, ("t1", "a/q"): 2}  # the others not yet
+    assert [fresh.used(t, p) for t, p in SCOPES] == [row_cost("old", 2)] * 3
+
+
+def test_the_key_cap_counts_one_tenant_only(store: KVStore) -> None:
+    capped = KVStore(store.db, max_keys=3)
+    for n in range(3):
+        capped.set("t1", "a/p", f"k{n}", b"v" * 100, limit=100_000)
+    for n in range(3):
+        capped.set("t2", "a/p", f"k{n}", b"v" * 100, limit=100_000)  # the other tenant has its own three
+    with pytest.raises(QuotaExceeded, match="would make 4 keys"):
+        capped.set("t2", "a/p", "k3", b"", limit=100_000)
+
+
+def test_the_key_cap_holds_for_the_smallest_rows(store: KVStore) -> None:
+    """Three 1-byte keys with empty values use exactly 3 x 65 bytes: the fewest that can hold the cap."""
+    capped = KVStore(store.db, max_keys=3)
+    for key in "abc":
+        capped.set("t", "a/p", key, b"", limit=100_000)
+    assert capped.used("t", "a/p") == 3 * (1 + ROW_OVERHEAD)
+    with pytest.raises(QuotaExceeded, match="adding 'd' would make 4 keys"):
+        capped.set("t", "a/p", "d", b"", limit=100_000)
+
+
+def test_writes_that_do_not_grow_pass_even_over_a_lowered_quota(store: KVStore) -> None:
+    store.set("t", "a/p", "k", b"x" * 500, limit=1000)
+    store.set("t", "a/p", "k", b"y" * 500, limit=100)  # the same size: no growth, no check
+    store.set("t", "a/p", "k", b"z" * 400, limit=100)  # smaller
+    assert store.get("t", "a/p", "k") == b"z" * 400
+    with pytest.raises(QuotaExceeded):
+        store.set("t", "a/p", "k", b"z" * 401, limit=100)
+
+
+def test_a_write_losing_the_insert_race_is_retried_five_times(store: KVStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    attempts: list[int] = []
+    real = store._set_once
+
+    def losing(*args: object) -> None:
+        attempts.append(1)
+        if len(attempts) < 5 or fail_always:
+            raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_set_once", losing)
+    fail_always = False
+    store.set("t", "a/p", "k", b"v", limit=1000)  # the fifth try wins
+    assert len(attempts) == 5 and store.get("t", "a/p", "k") == b"v"
+    attempts.clear()
+    fail_always = True
+    with pytest.raises(StorageError) as refused:
+        store.set("t", "a/p", "k", b"w", limit=1000)
+    assert str(refused.value) == "could not write 'k': other writers kept inserting it first"
+    assert len(attempts) == 5

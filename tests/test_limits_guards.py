@@ -28,7 +28,9 @@ class App:
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
         self.calls += 1
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan: one message in, one out
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
             return
         if self.answer_first:
             await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -67,7 +69,7 @@ def run(middleware: Any, chunks: list[bytes], headers: list[tuple[bytes, bytes]]
 
 
 def status_and_error(sent: list[Message]) -> tuple[int, dict[str, Any]]:
-    assert sent[0]["type"] == "http.response.start"
+    assert (sent[0]["type"], sent[1]["type"]) == ("http.response.start", "http.response.body")
     body = json.loads(sent[1]["body"])
     assert dict(sent[0]["headers"]) == {b"content-type": b"application/json",
                                         b"content-length": str(len(sent[1]["body"])).encode()}
@@ -150,7 +152,7 @@ def test_a_disconnect_ends_the_body() -> None:
 def test_non_http_scopes_pass_the_body_limit_untouched() -> None:
     app = App()
     sent, pulled = run(BodyLimit(app, 1, "MAX_X"), [b"xx"], [(b"content-length", b"99")], scope_type="lifespan")
-    assert (app.calls, sent, pulled) == (1, [], 0)
+    assert (app.calls, sent, pulled) == (1, [{"type": "lifespan.startup.complete"}], 1)
 
 
 # -- body deadline, on a fake clock -------------------------------------------------------------------------
@@ -164,8 +166,8 @@ class Clock:
         return self.now
 
 
-def run_with_clock(timeout: float, steps: list[tuple[float, Message | None]]) -> tuple[list[Message], list[float],
-                                                                                       list[Message]]:
+def run_with_clock(timeout: float, steps: list[tuple[float, Message | None]], reads_after_body: int = 0,
+                   ) -> tuple[list[Message], list[float], list[Message]]:
     """Each step: the clock moves on by so much while the message arrives (None: the client stays silent).
 
     ``wait_for`` is replaced so that a silent client times out at once and every timeout asked for is recorded."""
@@ -195,6 +197,8 @@ def run_with_clock(timeout: float, steps: list[tuple[float, Message | None]]) ->
             seen.append(message)
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
+        for _ in range(reads_after_body):
+            seen.append(await receive())
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
     async def main() -> None:
@@ -224,6 +228,17 @@ def test_the_deadline_is_for_the_whole_body_not_for_each_chunk() -> None:
     sent, timeouts, seen = run_with_clock(10, [(4, chunk(b"ab")), (4, chunk(b"cd")), (0, chunk(b"e", more=False))])
     assert timeouts == [10, 6, 2]  # what is left of the one deadline, each time
     assert sent[0]["status"] == 200 and len(seen) == 3
+
+
+@pytest.mark.parametrize("last", [{"type": "http.request", "body": b"e"}, chunk(b"e", more=False),
+                                  {"type": "http.disconnect"}])
+def test_after_the_body_no_deadline_applies_to_waiting_for_the_disconnect(last: Message) -> None:
+    """A message without ``more_body`` is the last one, as is a disconnect; the app may then wait for the client
+    as long as it likes: that wait goes straight to the server, past the deadline too."""
+    steps: list[tuple[float, Message | None]] = [(0, chunk(b"ab")), (100, last), (0, {"type": "http.disconnect"})]
+    sent, timeouts, seen = run_with_clock(10, steps, reads_after_body=1)
+    assert timeouts == [10, 10]  # only the body's two receives were timed
+    assert seen[-1] == {"type": "http.disconnect"} and sent[0]["status"] == 200
 
 
 def test_past_the_deadline_the_wait_is_the_smallest_one() -> None:
@@ -291,5 +306,12 @@ def test_any_other_key_is_refused_with_401(given: bytes | None) -> None:
 def test_public_paths_and_non_http_scopes_need_no_key() -> None:
     app = App()
     assert run(guarded(app), [b""], path="/health/check")[0][0]["status"] == 200
-    assert run(guarded(app), [], scope_type="lifespan", path="/plugin/x")[0] == []
+    lifespan = run(guarded(app), [], scope_type="lifespan", path="/plugin/x")
+    assert lifespan == ([{"type": "lifespan.startup.complete"}], 1)
     assert app.calls == 2
+
+
+def test_a_missing_key_header_never_matches_whatever_the_server_key() -> None:
+    for key in ("XXXX", "x"):
+        sent, _ = run(ApiKeyGuard(App(), key, public=lambda _p: False), [b""], [(b"x-other", key.encode())])
+        assert status_and_error(sent)[0] == 401

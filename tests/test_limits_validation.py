@@ -168,3 +168,15 @@ def test_the_similarity_cutoff_is_0_8() -> None:
     assert problems("name: ok\nknd: a\n") == [
         "f.yaml:2:6: knd: warning: unknown field (kept as is); did you mean 'kind'?"]
     assert problems("name: ok\nkond: a\n") == []
+
+
+def test_typos_in_a_part_carry_its_path() -> None:
+    assert problems("outer:\n  name: ok\n  item: []\n", ("outer",)) == [
+        "f.yaml:3:9: outer.item: warning: unknown field (kept as is); did you mean 'items'?"]
+
+
+def test_extra_fields_do_not_stop_the_search_for_typos_below() -> None:
+    """Unknown keys sit in ``model_fields_set`` beside the declared ones; each is skipped, not the end of the walk."""
+    extras = "".join(f"x{n}: 1\n" for n in range(30))
+    assert problems(f"name: ok\n{extras}inner: {{label: a, cout: 2}}\n") == [
+        "f.yaml:32:25: inner.cout: warning: unknown field (kept as is); did you mean 'count'?"]
