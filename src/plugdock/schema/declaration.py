@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugdock.schema.model_templates import resolve_model_provider
 from plugdock.schema.plugin import LoadedPlugin
 
 
@@ -23,7 +24,11 @@ def plugin_declaration(plugin: LoadedPlugin) -> dict[str, Any]:
 
 
 def provider_declarations(plugin: LoadedPlugin) -> dict[str, dict[str, Any]]:
-    """The provider sub-declarations by kind: ``tool``, ``model``, ``endpoint``, ``agent_strategy``."""
+    """The provider sub-declarations by kind: ``tool``, ``model``, ``endpoint``, ``agent_strategy``.
+
+    The model provider is resolved as the official daemon resolves it (``use_template`` rules filled in,
+    ``fetch_from`` defaulted): see :mod:`plugdock.schema.model_templates`.
+    """
     out: dict[str, dict[str, Any]] = {}
     if plugin.tool_provider is not None:
         tool = plugin.tool_provider.to_data()
@@ -36,7 +41,7 @@ def provider_declarations(plugin: LoadedPlugin) -> dict[str, dict[str, Any]]:
         model["models"] = [m.to_data() for m in plugin.models]
         if plugin.positions:
             model["position"] = dict(plugin.positions)
-        out["model"] = model
+        out["model"] = resolve_model_provider(model)
     if plugin.endpoint_group is not None:
         group = plugin.endpoint_group.to_data()
         group["endpoints"] = [e.to_data() for e in plugin.endpoints]

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from plugdock.daemon.plugins.supervisor import Launch, PluginInstance
 from plugdock.daemon.state.models import Installation, PluginRecord
 from plugdock.schema.manifest import PluginManifest
+from plugdock.schema.model_templates import resolve_model_declaration
 
 if TYPE_CHECKING:
     from plugdock.daemon.plugins.installer import Installer
@@ -256,7 +257,8 @@ class DebugServer:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise Refused(f"registration failed, invalid manifest: {where}: {first['msg']}") from None
-        declaration = {**manifest, **providers, "_plugin_id": parsed.plugin_id}
+        # resolved as the official daemon resolves what a debugging plugin sends (use_template, fetch_from)
+        declaration = resolve_model_declaration({**manifest, **providers, "_plugin_id": parsed.plugin_id})
         return declaration, {k: bytes(v) for k, v in assets.items()}
 
     def _register(self, tenant: str, declaration: dict[str, Any], assets: dict[str, bytes]) -> str:

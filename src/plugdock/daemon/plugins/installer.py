@@ -29,6 +29,7 @@ from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
 from plugdock.packaging.signature import load_public_key, verify_package
 from plugdock.schema.declaration import plugin_declaration
+from plugdock.schema.model_templates import resolve_model_declaration
 from plugdock.schema.plugin import load_plugin
 
 
@@ -345,7 +346,16 @@ class Installer:
         await asyncio.to_thread(self.envs.collect_garbage, referenced)
 
     def restore(self) -> None:
-        """Register every installed package with the supervisor (at start-up)."""
+        """Register every installed package with the supervisor (at start-up).
+
+        Declarations stored by earlier builds are resolved again first (idempotent), so model rules are served
+        with their templates filled in whichever build stored them.
+        """
+        with self.db.session() as s:
+            for stored in s.execute(select(PluginRecord)).scalars():
+                resolved = resolve_model_declaration(stored.declaration)
+                if resolved != stored.declaration:
+                    stored.declaration = resolved
         with self.db.session() as s:
             records = list(s.execute(select(PluginRecord).where(PluginRecord.installed == 1)).scalars())
         for record in records:
