@@ -1,6 +1,7 @@
 """Reverse invocation through the daemon: an agent strategy drives a model plugin (backed by a loopback
-OpenAI-compatible server) and a tool plugin; apps and nodes go to a fake host application; permissions,
-missing hosts and loops get precise errors."""
+OpenAI-compatible server) and a tool plugin on the standalone daemon; under a host application (a fake one)
+apps, nodes and file uploads go to its inner API; permissions, missing hosts and loops get precise errors.
+Model and tool calls under a host: tests/test_host_routing.py."""
 
 from __future__ import annotations
 
@@ -75,29 +76,49 @@ def services() -> Iterator[tuple[FakeOpenAI, FakeHost]]:
     host.close()
 
 
+def with_permissions(plugin: Path) -> None:
+    manifest = plugin / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
+                                                     "    tool:\n      enabled: true\n    app:\n      enabled: true\n"
+                                                     "    node:\n      enabled: true\n    model:\n      enabled: true\n"
+                                                     "      llm: true"))
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory, services: tuple[FakeOpenAI, FakeHost],
            ) -> Iterator[DaemonProcess]:
-    api, host = services
+    """The standalone daemon (no host application): model and tool calls served by its own plugins."""
+    api, _ = services
     work = tmp_path_factory.mktemp("plugins")
-    # the model plugin calls the loopback API, allow-listed (plugin_network); the host application is let through
-    d = DaemonProcess(tmp_path_factory.mktemp("home"), DIFY_INNER_API_URL=host.url, DIFY_INNER_API_KEY=INNER_KEY,
-                      PLUGDOCK_MAX_BACKWARDS_DEPTH="3", PLUGDOCK_PLUGIN_NETWORK_ALLOW=api.url.split("/")[2]).start()
+    # the model plugin calls the loopback API, allow-listed (plugin_network)
+    d = DaemonProcess(tmp_path_factory.mktemp("home"), PLUGDOCK_MAX_BACKWARDS_DEPTH="3",
+                      PLUGDOCK_PLUGIN_NETWORK_ALLOW=api.url.split("/")[2]).start()
     model = make_plugin(work / "oai", kind="model", name="oai", model_method="customizable")
     (model / "models" / "llm" / "llm.py").write_text(OPENAI_LLM)
     agent = make_plugin(work / "loop", kind="agent-strategy", name="loop")
     (agent / "strategies" / "loop.py").write_text(STRATEGY)
     caller = make_plugin(work / "caller", name="caller")
     (caller / "tools" / "caller.py").write_text(CALLER)
-    manifest = caller / "manifest.yaml"
-    manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true",
-                                                     "    tool:\n      enabled: true\n    app:\n      enabled: true\n"
-                                                     "    node:\n      enabled: true\n    model:\n      enabled: true\n"
-                                                     "      llm: true"))
+    with_permissions(caller)
     for root in (model, agent, caller, EXAMPLES / "echo_tool"):
         d.install(root)
     d.data(d.client.post("/plugin/t1/management/credentials", json={
         "plugin_id": "tester/oai", "provider": "oai", "credentials": {"endpoint_url": api.url, "api_key": API_KEY}}))
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def hosted(tmp_path_factory: pytest.TempPathFactory, services: tuple[FakeOpenAI, FakeHost],
+           ) -> Iterator[DaemonProcess]:
+    """A daemon under a host application: every reverse call but storage goes to its inner API."""
+    _, host = services
+    d = DaemonProcess(tmp_path_factory.mktemp("home"), DIFY_INNER_API_URL=host.url,
+                      DIFY_INNER_API_KEY=INNER_KEY).start()
+    caller = make_plugin(tmp_path_factory.mktemp("plugins") / "caller", name="caller")
+    (caller / "tools" / "caller.py").write_text(CALLER)
+    with_permissions(caller)
+    d.install(caller)
     yield d
     d.stop()
 
@@ -123,15 +144,15 @@ def test_credentials_are_encrypted_and_masked(daemon: DaemonProcess) -> None:
     assert API_KEY.encode() not in database
 
 
-def test_app_and_node_calls_go_to_the_host(daemon: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
+def test_app_and_node_calls_go_to_the_host(hosted: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
     _, host = services
-    events = daemon.dispatch("tool/invoke", "tester/caller", {"provider": "caller", "tool": "caller",
+    events = hosted.dispatch("tool/invoke", "tester/caller", {"provider": "caller", "tool": "caller",
                                                               "credentials": {}, "tool_parameters": {"what": "app"}})
     assert [e["data"]["message"]["text"] for e in events] == ["hello", " from", " the app"]
     _, body = next(c for c in host.calls if c[0] == "/inner/api/invoke/app")
     assert body["tenant_id"] == "t1" and body["user_id"] == "u1" and body["type"] == "app"
     assert body["app_id"] == "app-1" and body["response_mode"] == "streaming"
-    (classified,) = daemon.dispatch("tool/invoke", "tester/caller", {
+    (classified,) = hosted.dispatch("tool/invoke", "tester/caller", {
         "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "classify"}})
     assert classified["data"]["message"]["json_object"] == {"class_name": "greeting"}
 
@@ -147,17 +168,17 @@ def test_missing_permission_is_refused(daemon: DaemonProcess, tmp_path: Path) ->
     assert "permission denied, you need to enable model access" in inner["message"]
 
 
-def test_file_upload_and_unknown_provider(daemon: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
+def test_file_upload_and_unknown_provider(hosted: DaemonProcess, services: tuple[FakeOpenAI, FakeHost]) -> None:
     _, host = services
-    (uploaded,) = daemon.dispatch("tool/invoke", "tester/caller", {
+    (uploaded,) = hosted.dispatch("tool/invoke", "tester/caller", {
         "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "upload"}})
     assert uploaded["data"]["message"]["text"] == "file-1"
     assert ("/inner/api/upload/file/request", {"filename": "a.txt", "mimetype": "text/plain", "tenant_id": "t1",
                                                "user_id": "u1", "type": "upload_file"}) in host.calls
-    (unknown,) = daemon.dispatch("tool/invoke", "tester/caller", {
+    (unknown,) = hosted.dispatch("tool/invoke", "tester/caller", {
         "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "unknown_model"}})
     message = json.loads(json.loads(unknown["message"])["message"])["message"]
-    assert "the host application answered 404" in message
+    assert message == "Provider nobody/none/none does not exist."  # the host's error frame, word for word
 
 
 def test_loops_are_cut_at_the_depth_limit(daemon: DaemonProcess) -> None:
@@ -167,20 +188,13 @@ def test_loops_are_cut_at_the_depth_limit(daemon: DaemonProcess) -> None:
     assert "depth limit (3) reached" in message
 
 
-def test_no_host_configured(tmp_path: Path) -> None:
-    d = DaemonProcess(tmp_path / "home").start()
-    try:
-        caller = make_plugin(tmp_path / "caller", name="caller")
-        (caller / "tools" / "caller.py").write_text(CALLER)
-        manifest = caller / "manifest.yaml"
-        with_app = "    tool:\n      enabled: true\n    app:\n      enabled: true"
-        manifest.write_text(manifest.read_text().replace("    tool:\n      enabled: true", with_app))
-        d.install(caller)
-        (event,) = d.dispatch("tool/invoke", "tester/caller", {
-            "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "app"}})
-        assert "no host application configured" in event["message"]
-    finally:
-        d.stop()
+def test_no_host_configured(daemon: DaemonProcess) -> None:
+    (event,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "app"}})
+    assert "no host application configured for 'app' calls" in event["message"]
+    (unknown,) = daemon.dispatch("tool/invoke", "tester/caller", {
+        "provider": "caller", "tool": "caller", "credentials": {}, "tool_parameters": {"what": "unknown_model"}})
+    assert "no installed plugin of this tenant provides it" in unknown["message"]
 
 
 def test_agent_blobs_are_reassembled(tmp_path: Path) -> None:

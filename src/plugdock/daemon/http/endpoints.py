@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
 from plugdock.daemon.http.context import DaemonDep
+from plugdock.daemon.invocation.host_crypto import EndpointSettings
 from plugdock.daemon.plugins.installer import NotFound
 from plugdock.daemon.plugins.supervisor import PluginUnavailable
 from plugdock.daemon.state.models import EndpointRecord, Installation, PluginRecord
@@ -119,7 +120,7 @@ def record_json(d: Daemon, row: EndpointRecord, base: str) -> dict[str, Any]:
         plugin = s.execute(select(PluginRecord).where(
             PluginRecord.unique_identifier == row.unique_identifier)).scalar_one_or_none()
     declaration = (plugin.declaration if plugin else {}).get("endpoint")
-    settings = d.box.open(row.settings)
+    settings = EndpointSettings.of(d).stored(row.settings)  # every secret is masked: no need to decrypt
     return {"id": row.id, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
             "tenant_id": row.tenant_id, "user_id": row.user_id, "plugin_id": row.plugin_id,
             "plugin_unique_identifier": row.unique_identifier, "name": row.name, "enabled": bool(row.enabled),
@@ -156,10 +157,13 @@ async def setup(d: DaemonDep, tenant_id: str, body: SetupBody) -> dict[str, Any]
     if not plugin.declaration.get("endpoint"):
         raise PermissionDenied(f"plugin {identifier.plugin_id} declares no endpoints")
     _check_settings(body.settings, plugin.declaration.get("endpoint"))
+    endpoint_id, sealed = await EndpointSettings.of(d).seal_new(tenant_id, body.user_id,
+                                                                body.plugin_unique_identifier, body.settings)
     with d.db.session() as s:
-        s.add(EndpointRecord(hook_id=secrets.token_hex(16), tenant_id=tenant_id, user_id=body.user_id,
-                             plugin_id=identifier.plugin_id, unique_identifier=body.plugin_unique_identifier,
-                             name=body.name, enabled=1, settings=d.box.seal(body.settings)))
+        s.add(EndpointRecord(id=endpoint_id, hook_id=secrets.token_hex(16), tenant_id=tenant_id,
+                             user_id=body.user_id, plugin_id=identifier.plugin_id,
+                             unique_identifier=body.plugin_unique_identifier, name=body.name, enabled=1,
+                             settings=sealed))
     return envelope.success(True)
 
 
@@ -172,10 +176,8 @@ async def update(d: DaemonDep, tenant_id: str, body: UpdateBody) -> dict[str, An
         if body.name is not None:
             row.name = body.name
         if body.settings is not None:
-            current = d.box.open(row.settings)
             # masked secrets sent back unchanged keep their stored value
-            merged = {k: (current.get(k) if v == "[__HIDDEN__]" else v) for k, v in body.settings.items()}
-            row.settings = d.box.seal(merged)
+            row.settings = await EndpointSettings.of(d).update(row, body.user_id, body.settings)
     return envelope.success(True)
 
 
@@ -259,7 +261,7 @@ async def public(d: DaemonDep, hook_id: str, request: Request, path: str = "") -
                ("Dify-Hook-Url", f"{base_url(d, request)}/e/{hook_id}/{quote(path, safe=PATH_SAFE)}")]
     raw = serialize_request(request.method, target, headers, bytes(body))
     data = {"type": "endpoint", "action": "invoke_endpoint", "user_id": row.user_id,
-            "raw_http_request": binascii.hexlify(raw).decode(), "settings": d.box.open(row.settings)}
+            "raw_http_request": binascii.hexlify(raw).decode(), "settings": await EndpointSettings.of(d).open(row)}
     try:
         instance = await d.supervisor.ready(row.unique_identifier)
     except PluginUnavailable as exc:

@@ -1,11 +1,14 @@
 """Reverse invocation: what a plugin asks of its host mid-session, checked against its manifest and routed.
 
-- ``storage`` -> the daemon's key-value store;
-- ``llm``, ``text_embedding``, ``rerank``, ``tts``, ``speech2text``, ``moderation`` and ``tool`` -> the
-  tenant's installed model or tool plugin, dispatched by the daemon itself with the tenant's stored
-  credentials (when no such plugin is installed, the host application, if one is configured);
-- apps, workflow nodes, file upload, summaries, app info -> the host application's inner API, exactly
-  as the official daemon calls the Dify API server; with no host configured, a clear error.
+- ``storage`` -> the daemon's key-value store, always;
+- with a host application configured (``DIFY_INNER_API_URL``), every other type -> the host's inner API,
+  exactly as the official daemon routes it (``internal/core/io_tunnel/backwards_invocation/task.go``): the
+  host picks the credentials, applies quotas and load balancing, and may serve the call with a plugin
+  installed on this daemon, called back through the dispatch routes;
+- with no host (the standalone daemon), ``llm``, ``text_embedding``, ``rerank``, ``tts``, ``speech2text``,
+  ``moderation`` and ``tool`` -> the tenant's installed model or tool plugin, dispatched by the daemon
+  itself with the credentials saved through its ``management/credentials`` routes; other types get a
+  clear error.
 
 A call made from a model request is refused (as in the official daemon), calls carry the caller's
 deadline, and a chain of plugins calling each other is cut at ``max_backwards_depth``.
@@ -14,14 +17,12 @@ deadline, and a chain of plugins calling each other is cut at ``max_backwards_de
 from __future__ import annotations
 
 import asyncio
-import json
-import struct
-import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from plugdock.daemon.invocation.inner_api import InnerApi
 from plugdock.errors import PlugdockError
 from plugdock.protocol.messages import (
     STREAMED_INVOKE_TYPES,
@@ -80,27 +81,6 @@ def split_provider(value: str) -> tuple[str | None, str]:
     return None, value
 
 
-def parse_frames(buffer: bytearray) -> list[dict[str, Any]]:
-    """Complete length-prefixed frames from the host's stream (0x0F 0x00, uint16 header length, header with
-    uint32 payload length, payload JSON); consumed bytes are removed from ``buffer``."""
-    out = []
-    while len(buffer) >= 4:
-        if buffer[0] != 0x0F:
-            raise BackwardsError("the host sent a malformed stream frame (bad magic byte)")
-        header_len = struct.unpack_from("<H", buffer, 2)[0]
-        if len(buffer) < 4 + header_len:
-            break
-        payload_len = struct.unpack_from("<I", buffer, 4)[0]
-        if payload_len > 30 * 1024 * 1024:
-            raise BackwardsError(f"the host sent a frame of {payload_len} bytes, over the 30 MiB limit")
-        end = 4 + header_len + payload_len
-        if len(buffer) < end:
-            break
-        out.append(json.loads(bytes(buffer[4 + header_len : end])))
-        del buffer[:end]
-    return out
-
-
 class BackwardsRouter:
     """Answers plugins' reverse calls: storage here, the rest through the host's inner API (or, with no host,
     plugins installed on this daemon)."""
@@ -112,6 +92,7 @@ class BackwardsRouter:
         self.kv = kv
         self.credentials = credentials
         self.supervisor = supervisor
+        self.host = InnerApi(settings)
 
     async def handle(self, instance: PluginInstance, session_id: str, invoke: dict[str, Any]) -> None:
         request_id = str(invoke.get("backwards_request_id", "")) if isinstance(invoke, dict) else ""
@@ -182,12 +163,15 @@ class BackwardsRouter:
         if waiting.depth >= self.settings.max_backwards_depth:
             raise BackwardsError(f"reverse invocation depth limit ({self.settings.max_backwards_depth}) reached: "
                                  "plugins are calling each other in a loop")
-        local = await self._local_target(tenant, kind, request)
-        if local is not None:
-            async for item in self._dispatch_local(waiting, *local):
+        if self.host.configured:
+            async for item in self._inner_api(tenant, waiting.user_id, kind, request, waiting.deadline):
                 yield item
             return
-        async for item in self._inner_api(tenant, waiting.user_id, kind, request, waiting.deadline):
+        local = await self._local_target(tenant, kind, request)
+        if local is None:
+            raise BackwardsError(f"no host application configured for {kind!r} calls (set DIFY_INNER_API_URL and "
+                                 "DIFY_INNER_API_KEY), and no installed plugin of this tenant provides it")
+        async for item in self._dispatch_local(waiting, *local):
             yield item
 
     async def _local_target(self, tenant: str, kind: str, request: dict[str, Any],
@@ -242,41 +226,11 @@ class BackwardsRouter:
 
     async def _inner_api(self, tenant: str, user_id: str, kind: str, request: dict[str, Any],
                          deadline: float) -> AsyncIterator[Any]:
-        if not self.settings.inner_api_url:
-            raise BackwardsError(f"no host application configured for {kind!r} calls (set DIFY_INNER_API_URL and "
-                                 "DIFY_INNER_API_KEY), and no installed plugin of this tenant provides it")
-        import httpx
-
+        """The official daemon's body: the plugin's request plus tenant, user and type (``task.go``
+        ``dispatchDifyInvocationTask``), to the path of that type (``calldify/http_request.go``)."""
         body = {**request, "tenant_id": tenant, "user_id": user_id, "type": kind}
-        url = self.settings.inner_api_url.rstrip("/") + "/inner/api/" + INNER_API_PATHS[kind]
-        timeout = httpx.Timeout(connect=5.0, read=max(1.0, deadline - time.monotonic()), write=5.0, pool=5.0)
-        headers = {"X-Inner-Api-Key": self.settings.inner_api_key}
-        try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
-                if kind not in STREAMED_INVOKE_TYPES:
-                    response = await client.post(url, json=body, headers=headers)
-                    self._check_status(response.status_code, response.text, url)
-                    answer = response.json()
-                    if answer.get("error"):
-                        raise BackwardsError(str(answer["error"]))
-                    yield answer.get("data")
-                    return
-                async with client.stream("POST", url, json=body, headers=headers) as response:
-                    if response.status_code != 200:
-                        self._check_status(response.status_code, (await response.aread()).decode(errors="replace"),
-                                           url)
-                    buffer = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        buffer.extend(chunk)
-                        for frame in parse_frames(buffer):
-                            if frame.get("error"):
-                                raise BackwardsError(str(frame["error"]))
-                            yield frame.get("data")
-        except httpx.HTTPError as exc:
-            raise BackwardsError(f"the host application at {self.settings.inner_api_url} did not answer: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-
-    @staticmethod
-    def _check_status(status: int, text: str, url: str) -> None:
-        if status != 200:
-            raise BackwardsError(f"the host application answered {status} to {url}: {text[:300]}")
+        if kind in STREAMED_INVOKE_TYPES:
+            async for item in self.host.stream(INNER_API_PATHS[kind], body, deadline):
+                yield item
+        else:
+            yield await self.host.call(INNER_API_PATHS[kind], body, deadline)
