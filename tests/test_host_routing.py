@@ -118,7 +118,8 @@ def test_model_and_tool_calls_go_to_the_host_not_the_local_plugin(daemon: Daemon
     assert "credentials" not in llm and "local-key" not in json.dumps(host.calls)
     (tool,) = host.requests_to("invoke/tool")
     assert (tool["tenant_id"], tool["user_id"], tool["type"]) == ("t1", "u1", "tool")
-    assert (tool["provider"], tool["tool"], tool["tool_parameters"]) == ("echo_tool", "echo_tool", {"text": "x"})
+    assert (tool["tool_type"], tool["provider"], tool["tool"], tool["tool_parameters"]) == (
+        "builtin", "echo_tool", "echo_tool", {"text": "x"})
     assert set(host.keys) == {INNER_KEY}
 
 
