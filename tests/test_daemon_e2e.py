@@ -194,10 +194,13 @@ def test_bad_requests(daemon: DaemonProcess) -> None:
     assert malformed.status_code == 400 and "invalid request" in json.loads(malformed.json()["message"])["message"]
     garbage = daemon.client.post("/plugin/t1/management/install/upload/package",
                                  files={"dify_pkg": ("x.difypkg", b"garbage")})
-    assert garbage.status_code == 400 and "not a valid .difypkg" in garbage.json()["message"]
+    # management errors: HTTP 200, the reason in the envelope (Dify raise_for_status()es before reading it)
+    assert garbage.status_code == 200 and garbage.json()["code"] == -400
+    assert "not a valid .difypkg" in garbage.json()["message"]
     bad_id = daemon.client.post("/plugin/t1/management/install/identifiers",
                                 json={"plugin_unique_identifiers": ["nope"]})
-    assert bad_id.status_code == 400 and "not a plugin unique identifier" in bad_id.json()["message"]
+    assert bad_id.status_code == 200 and bad_id.json()["code"] == -400
+    assert "not a plugin unique identifier" in bad_id.json()["message"]
 
 
 def test_list_and_declarations(daemon: DaemonProcess) -> None:
@@ -276,12 +279,12 @@ def test_signature_policy_and_preinstall(tmp_path: Path) -> None:
         unsigned = build_package(EXAMPLES / "typed_calculator").data
         refused = d.client.post("/plugin/t1/management/install/upload/package",
                                 files={"dify_pkg": ("p.difypkg", unsigned)})
-        assert refused.status_code == 400
+        assert refused.status_code == 200 and refused.json()["code"] == -400
         assert "not signed" in refused.json()["message"] and "FORCE_VERIFYING_SIGNATURE" in refused.json()["message"]
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         wrong = d.client.post("/plugin/t1/management/install/upload/package",
                               files={"dify_pkg": ("p.difypkg", sign_package(unsigned, other))})
-        assert wrong.status_code == 400 and "trusted keys" in wrong.json()["message"]
+        assert wrong.status_code == 200 and wrong.json()["code"] == -400 and "trusted keys" in wrong.json()["message"]
         good = d.data(d.client.post("/plugin/t1/management/install/upload/package",
                                     files={"dify_pkg": ("p.difypkg", sign_package(unsigned, key))}))
         assert good["manifest"]["verified"] is True and good["verification"] == {"authorized_category": "community"}

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from plugdock import __version__
 from plugdock.daemon.core import Daemon
-from plugdock.daemon.http import dispatch, endpoints, envelope, install, management
+from plugdock.daemon.http import catalogue, dispatch, endpoints, envelope, install, management
 from plugdock.daemon.http.fast_dispatch import FastDispatch
 from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit
 from plugdock.daemon.plugins.installer import NotFound
@@ -54,20 +54,20 @@ def create_app(settings: Settings) -> FastAPI:
 
     # -- cross-cutting ---------------------------------------------------------------------------------
     @app.exception_handler(PlugdockError)
-    async def plugdock_error(_request: Request, exc: PlugdockError) -> JSONResponse:
-        if isinstance(exc, NotFound):
-            return envelope.error(404, exc.message, "PluginDaemonNotFoundError")
-        if isinstance(exc, PackageError | SignatureError | InvalidRequest | InvalidIdentifier):
-            return envelope.error(400, exc.message, "PluginDaemonBadRequestError")
-        return envelope.error(500, exc.message, "PluginDaemonInternalServerError")
+    async def plugdock_error(request: Request, exc: PlugdockError) -> JSONResponse:
+        status, error_type = error_kind(exc)
+        return envelope.error(status, exc.message, error_type,
+                              http_status=envelope.answer_status(request.url.path, status))
 
     @app.exception_handler(OperationalError)
     async def database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        # kept at 503 on every route: the daemon, not the request, is at fault, and the caller may retry
         return envelope.error(503, f"the database is unavailable: {outage_reason(exc)}; the daemon retries on "
                                    "every request", "PluginDaemonInternalServerError")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # 400 on every route, as the official BindRequest answers a request its validator refuses
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return envelope.error(400, f"invalid request: {problems}", "PluginDaemonBadRequestError")
 
@@ -77,7 +77,19 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
         return envelope.error(exc.status_code, str(exc.detail), "PluginDaemonBadRequestError")
 
-    for router in (management.router, install.router, endpoints.router, dispatch.router):
+    for router in (management.router, catalogue.router, install.router, endpoints.router, dispatch.router):
         app.include_router(router)
-    endpoints.register_json_error(app)
     return app
+
+
+def error_kind(exc: PlugdockError) -> tuple[int, str]:
+    """The envelope code and ``error_type`` of an error, by the official daemon's exception factory
+    (internal/types/exception/errs.go); an error class may name its own with ``envelope_kind``."""
+    own: tuple[int, str] | None = getattr(exc, "envelope_kind", None)
+    if own is not None:
+        return own
+    if isinstance(exc, NotFound):
+        return 404, "PluginDaemonNotFoundError"
+    if isinstance(exc, PackageError | SignatureError | InvalidRequest | InvalidIdentifier):
+        return 400, "PluginDaemonBadRequestError"
+    return 500, "PluginDaemonInternalServerError"

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
@@ -47,6 +47,18 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
 
 class PermissionDenied(PlugdockError):
     code = "permission_denied"
+    envelope_kind = (403, "PluginPermissionDeniedError")  # exception.PermissionDeniedError
+
+
+class PluginNotInstalled(NotFound):
+    envelope_kind = (404, "PluginNotFoundError")  # exception.ErrPluginNotFound
+
+
+class RemoveFailed(PlugdockError):
+    """The official RemoveEndpoint's answer for an endpoint that is not there; Dify's delete_endpoint
+    (api/core/plugin/impl/endpoint.py) treats "record not found" in it as success, so removing twice works."""
+
+    envelope_kind = (500, "PluginDaemonInternalServerError")
 
 
 class BadHeader(InvalidRequest):
@@ -115,17 +127,27 @@ router = APIRouter()
 ENDPOINTS = "/plugin/{tenant_id}/endpoint"
 
 
-def record_json(d: Daemon, row: EndpointRecord, base: str) -> dict[str, Any]:
+# The official daemon's InstallEndpoint sets every endpoint's expired_at to this (internal/service/
+# install_service/endpoint.go); Dify's EndpointEntity.expired_at is a required datetime.
+EXPIRED_AT = "2050-01-01T00:00:00Z"
+
+
+def record_json(d: Daemon, row: EndpointRecord) -> dict[str, Any]:
     with d.db.session() as s:
         plugin = s.execute(select(PluginRecord).where(
             PluginRecord.unique_identifier == row.unique_identifier)).scalar_one_or_none()
-    declaration = (plugin.declaration if plugin else {}).get("endpoint")
+    declaration = (plugin.declaration if plugin else {}).get("endpoint") or {"settings": [], "endpoints": []}
     settings = EndpointSettings.of(d).stored(row.settings)  # every secret is masked: no need to decrypt
-    return {"id": row.id, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
-            "tenant_id": row.tenant_id, "user_id": row.user_id, "plugin_id": row.plugin_id,
-            "plugin_unique_identifier": row.unique_identifier, "name": row.name, "enabled": bool(row.enabled),
-            "hook_id": row.hook_id, "expired_at": None, "settings": _mask_settings(settings, declaration),
-            "declaration": declaration, "url": f"{base}/e/{row.hook_id}"}
+    out = {"id": row.id, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+           "tenant_id": row.tenant_id, "user_id": row.user_id, "plugin_id": row.plugin_id,
+           "plugin_unique_identifier": row.unique_identifier, "name": row.name, "enabled": bool(row.enabled),
+           "hook_id": row.hook_id, "expired_at": EXPIRED_AT, "settings": _mask_settings(settings, declaration),
+           "declaration": declaration}
+    # Without a configured public URL, Dify renders its own ENDPOINT_URL_TEMPLATE (entities/endpoint.py,
+    # render_url_template fills url only when it is absent) rather than showing the daemon's inner address.
+    if d.settings.public_url:
+        out["url"] = f"{d.settings.public_url.rstrip('/')}/e/{row.hook_id}"
+    return out
 
 
 def base_url(d: Daemon, request: Request) -> str:
@@ -150,12 +172,12 @@ async def setup(d: DaemonDep, tenant_id: str, body: SetupBody) -> dict[str, Any]
         plugin = s.execute(select(PluginRecord).where(
             PluginRecord.unique_identifier == body.plugin_unique_identifier)).scalar_one_or_none()
     if installed is None or plugin is None:
-        raise NotFound(f"plugin {body.plugin_unique_identifier} is not installed for this tenant")
+        raise PluginNotInstalled(f"plugin {body.plugin_unique_identifier} is not installed for this tenant")
     permission = ((plugin.declaration.get("resource") or {}).get("permission") or {}).get("endpoint") or {}
     if not permission.get("enabled"):
         raise PermissionDenied("permission denied, you need to enable endpoint access in plugin manifest")
     if not plugin.declaration.get("endpoint"):
-        raise PermissionDenied(f"plugin {identifier.plugin_id} declares no endpoints")
+        raise InvalidRequest(f"plugin {identifier.plugin_id} does not have an endpoint")
     _check_settings(body.settings, plugin.declaration.get("endpoint"))
     endpoint_id, sealed = await EndpointSettings.of(d).seal_new(tenant_id, body.user_id,
                                                                 body.plugin_unique_identifier, body.settings)
@@ -183,7 +205,10 @@ async def update(d: DaemonDep, tenant_id: str, body: UpdateBody) -> dict[str, An
 
 @router.post(ENDPOINTS + "/remove")
 async def remove(d: DaemonDep, tenant_id: str, body: EndpointIdBody) -> dict[str, Any]:
-    owned(d, tenant_id, body.endpoint_id)
+    try:
+        owned(d, tenant_id, body.endpoint_id)
+    except NotFound as exc:
+        raise RemoveFailed("failed to remove endpoint: record not found") from exc
     with d.db.session() as s:
         row = s.get(EndpointRecord, body.endpoint_id)
         if row is not None:
@@ -211,7 +236,7 @@ async def disable(d: DaemonDep, tenant_id: str, body: EndpointIdBody) -> dict[st
 
 
 @router.get(ENDPOINTS + "/list")
-async def list_endpoints(d: DaemonDep, tenant_id: str, request: Request, page: envelope.Page = 1,
+async def list_endpoints(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                          page_size: envelope.PageSize = 100, plugin_id: str | None = None) -> dict[str, Any]:
     page, page_size = max(page, 1), min(max(page_size, 1), 100)
     with d.db.session() as s:
@@ -220,13 +245,13 @@ async def list_endpoints(d: DaemonDep, tenant_id: str, request: Request, page: e
             query = query.where(EndpointRecord.plugin_id == plugin_id)
         rows = s.execute(query.order_by(EndpointRecord.created_at).offset((page - 1) * page_size)
                          .limit(page_size)).scalars().all()
-    return envelope.success([record_json(d, r, base_url(d, request)) for r in rows])
+    return envelope.success([record_json(d, r) for r in rows])
 
 
 @router.get(ENDPOINTS + "/list/plugin")
-async def list_plugin_endpoints(d: DaemonDep, tenant_id: str, plugin_id: str, request: Request, page: envelope.Page = 1,
+async def list_plugin_endpoints(d: DaemonDep, tenant_id: str, plugin_id: str, page: envelope.Page = 1,
                                 page_size: envelope.PageSize = 100) -> dict[str, Any]:
-    return await list_endpoints(d, tenant_id, request, page, page_size, plugin_id)
+    return await list_endpoints(d, tenant_id, page, page_size, plugin_id)
 
 
 @router.api_route("/e/{hook_id}/{path:path}", methods=METHODS)
@@ -311,9 +336,3 @@ def _check_settings(values: dict[str, Any], declaration: dict[str, Any] | None) 
             raise InvalidRequest(f"setting {name} is not a boolean")
         if kind == "select" and value not in [o.get("value") for o in field.get("options") or []]:
             raise InvalidRequest(f"setting {name} is not a valid option")
-
-
-def register_json_error(app: FastAPI) -> None:
-    @app.exception_handler(PermissionDenied)
-    async def denied(_request: Request, exc: PermissionDenied) -> JSONResponse:
-        return envelope.error(403, exc.message, "PluginPermissionDeniedError")

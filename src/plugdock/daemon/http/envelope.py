@@ -1,8 +1,17 @@
-"""The official daemon's response envelope and error shapes, which the Dify host parses."""
+"""The official daemon's response envelope and error shapes, which the Dify host parses.
+
+Management and endpoint-management errors travel with HTTP 200 and the error inside the envelope, as the
+official daemon sends them (its controllers answer ``c.JSON(http.StatusOK, service...)`` whatever the
+outcome): Dify calls ``raise_for_status()`` before reading the body (api/core/plugin/impl/base.py), so any
+other status would hide the reason behind "Client error '400 Bad Request'". Request validation (the
+official ``BindRequest``), the API key, body limits and the dispatch and public ``/e/`` routes keep their
+HTTP statuses, as the official daemon's do.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -20,8 +29,17 @@ def error_body(status: int, message: str, error_type: str, args: Any = None) -> 
     return {"code": CODES.get(status, -500), "message": inner, "data": None}
 
 
-def error(status: int, message: str, error_type: str, args: Any = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, error_type, args), status_code=status)
+def error(status: int, message: str, error_type: str, args: Any = None, http_status: int | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, error_type, args),
+                        status_code=status if http_status is None else http_status)
+
+
+MANAGEMENT = re.compile(r"^/plugin/[^/]+/(management|endpoint)(/|$)")
+
+
+def answer_status(path: str, status: int) -> int:
+    """The HTTP status an error carries on ``path``: 200 on management routes (the official way), else ``status``."""
+    return 200 if MANAGEMENT.match(path) else status
 
 
 def plugin_error_body(plugin_error: dict[str, Any]) -> dict[str, Any]:

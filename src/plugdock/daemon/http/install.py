@@ -13,10 +13,11 @@ from plugdock.daemon.http import envelope
 from plugdock.daemon.http.bodies import IdentifiersBody, UninstallBody, UpgradeBody, parse_identifier
 from plugdock.daemon.http.context import PREFIX, DaemonDep
 from plugdock.daemon.http.management import installed_identifiers
-from plugdock.daemon.plugins.bundles import install_bundle, read_bundle
+from plugdock.daemon.plugins.bundles import install_bundle, read_bundle, reference_value
 from plugdock.daemon.plugins.installer import NotFound
 from plugdock.daemon.state.models import InstallTask
-from plugdock.errors import PackageError
+from plugdock.errors import InvalidRequest, PackageError
+from plugdock.schema.bundle import PackageDependency
 
 router = APIRouter()
 
@@ -49,15 +50,15 @@ async def upload_bundle(d: DaemonDep, tenant_id: str, dify_bundle: UploadFile = 
     bundle, archive = read_bundle(data, d.settings)
     out: list[dict[str, Any]] = []
     for dep in bundle.dependencies:
-        value = dep.value.to_data()
-        if dep.type == "package":
-            member = archive.read(dep.value.path) or archive.read(f"_assets/{dep.value.path}")
-            if member is None:
-                raise PackageError(f"package {dep.value.path!r} is not inside the bundle")
-            decoded = await asyncio.to_thread(d.installer.decode, member,
-                                              verify_signature.lower() == "true")
-            value = {"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration}
-        out.append({"type": dep.type, "value": value})
+        if not isinstance(dep, PackageDependency):
+            out.append({"type": dep.type, "value": reference_value(dep)})
+            continue
+        member = archive.read(dep.value.path) or archive.read(f"_assets/{dep.value.path}")
+        if member is None:
+            raise PackageError(f"package {dep.value.path!r} is not inside the bundle")
+        decoded = await asyncio.to_thread(d.installer.decode, member, verify_signature.lower() == "true")
+        out.append({"type": dep.type,
+                    "value": {"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration}})
     return envelope.success(out)
 
 
@@ -121,6 +122,26 @@ async def delete_task(d: DaemonDep, tenant_id: str, task_id: str) -> dict[str, A
         task = s.get(InstallTask, task_id)
         if task is not None and task.tenant_id == tenant_id:
             s.delete(task)
+    return envelope.success(True)
+
+
+@router.post(PREFIX + "/install/tasks/{task_id}/delete/{identifier:path}")
+async def delete_task_item(d: DaemonDep, tenant_id: str, task_id: str, identifier: str) -> dict[str, Any]:
+    """Drop one plugin from a task, and the task once only successes are left (the official
+    DeletePluginInstallationItemFromTask); an unknown task is no error. Items are dropped only from a
+    finished task: the installer addresses a running task's items by position."""
+    identifier = str(parse_identifier(identifier.lstrip("/")))
+    with d.db.session() as s:
+        task = s.get(InstallTask, task_id)
+        if task is None or task.tenant_id != tenant_id:
+            return envelope.success(True)
+        if any(p.get("status") in ("pending", "running") for p in task.plugins):
+            raise InvalidRequest(f"install task {task_id} is still running; remove its items once it finishes")
+        kept = [p for p in task.plugins if p.get("plugin_unique_identifier") != identifier]
+        if all(p.get("status") == "success" for p in kept):
+            s.delete(task)
+        else:
+            task.plugins = kept
     return envelope.success(True)
 
 

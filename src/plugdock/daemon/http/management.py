@@ -8,7 +8,7 @@ import mimetypes
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.responses import Response
 
 from plugdock import __version__
@@ -16,14 +16,14 @@ from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
 from plugdock.daemon.http.bodies import CredentialsBody, IdentifierListBody, PluginIdsBody, parse_identifier
 from plugdock.daemon.http.context import PREFIX, DaemonDep
+from plugdock.daemon.http.endpoints import PluginNotInstalled
 from plugdock.daemon.plugins.installer import NotFound
-from plugdock.daemon.state.models import Installation, PluginRecord
+from plugdock.daemon.state.models import EndpointRecord, Installation, PluginRecord
 from plugdock.daemon.state.secrets_box import mask, secret_fields
-from plugdock.errors import PackageError
+from plugdock.errors import InvalidRequest, PackageError
 from plugdock.packaging.identifier import PluginIdentifier
 
 router = APIRouter()
-
 
 
 # -- health ----------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def installed_identifiers(d: Daemon, tenant_id: str) -> set[str]:
                              .where(Installation.tenant_id == tenant_id)).scalars())
 
 
-def _installations(d: Daemon, tenant_id: str) -> list[tuple[Installation, PluginRecord]]:
+def installations(d: Daemon, tenant_id: str) -> list[tuple[Installation, PluginRecord]]:
     with d.db.session() as s:
         rows = s.execute(select(Installation, PluginRecord).join(
             PluginRecord, PluginRecord.unique_identifier == Installation.unique_identifier)
@@ -52,10 +52,21 @@ def _installations(d: Daemon, tenant_id: str) -> list[tuple[Installation, Plugin
         return [(r[0], r[1]) for r in rows]
 
 
-def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, Any]:
+def endpoint_counts(d: Daemon, tenant_id: str) -> dict[str, tuple[int, int]]:
+    """(set up, active) endpoints by plugin id: the official installation's endpoints_setups/_active."""
+    with d.db.session() as s:
+        rows = s.execute(select(EndpointRecord.plugin_id, func.count(), func.sum(EndpointRecord.enabled))
+                         .where(EndpointRecord.tenant_id == tenant_id).group_by(EndpointRecord.plugin_id)).all()
+    return {plugin_id: (int(total), int(active or 0)) for plugin_id, total, active in rows}
+
+
+def installation_json(inst: Installation, record: PluginRecord,
+                      counts: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     ident = PluginIdentifier.parse(inst.unique_identifier)
+    setups, active = (counts or {}).get(inst.plugin_id, (0, 0))
     return {"id": inst.id, "name": ident.name, "plugin_id": inst.plugin_id, "tenant_id": inst.tenant_id,
-            "plugin_unique_identifier": inst.unique_identifier, "endpoints_active": 0, "endpoints_setups": 0,
+            "plugin_unique_identifier": inst.unique_identifier, "endpoints_active": active,
+            "endpoints_setups": setups,
             "installation_id": inst.id, "declaration": record.declaration, "runtime_type": inst.runtime_type,
             "version": ident.version, "created_at": inst.created_at.isoformat(),
             "updated_at": inst.updated_at.isoformat(), "source": inst.source, "checksum": ident.checksum,
@@ -66,27 +77,37 @@ def _installation_json(inst: Installation, record: PluginRecord) -> dict[str, An
 async def list_plugins(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                        page_size: envelope.PageSize = 256) -> dict[str, Any]:
     page, page_size = max(page, 1), min(max(page_size, 1), 256)
-    rows = _installations(d, tenant_id)
+    rows = installations(d, tenant_id)
     chunk = rows[(page - 1) * page_size : page * page_size]
-    return envelope.success({"list": [_installation_json(i, r) for i, r in chunk], "total": len(rows),
+    counts = endpoint_counts(d, tenant_id)
+    return envelope.success({"list": [installation_json(i, r, counts) for i, r in chunk], "total": len(rows),
                              "has_more": page * page_size < len(rows)})
 
 
 @router.get(PREFIX + "/installation/ids")
-async def installation_ids(d: DaemonDep, tenant_id: str) -> dict[str, Any]:
-    return envelope.success({"plugin_ids": sorted({i.plugin_id for i, _ in _installations(d, tenant_id)})})
+async def installation_ids(d: DaemonDep, tenant_id: str, category: str | None = None) -> dict[str, Any]:
+    """Plugin ids with a provider of ``category`` (the official ListInstalledPluginIDs, by creation);
+    without a category, every installed plugin id."""
+    if category is not None and category not in CATEGORIES:
+        raise InvalidRequest("invalid plugin category")
+    ids: list[str] = []
+    for inst, record in installations(d, tenant_id):
+        if (category is None or provides(record.declaration, category)) and inst.plugin_id not in ids:
+            ids.append(inst.plugin_id)
+    return envelope.success({"plugin_ids": ids})
 
 
 @router.post(PREFIX + "/installation/fetch/batch")
 async def fetch_batch(d: DaemonDep, tenant_id: str, body: PluginIdsBody) -> dict[str, Any]:
     wanted = set(body.plugin_ids)
-    return envelope.success([_installation_json(i, r) for i, r in _installations(d, tenant_id)
+    counts = endpoint_counts(d, tenant_id)
+    return envelope.success([installation_json(i, r, counts) for i, r in installations(d, tenant_id)
                              if i.plugin_id in wanted])
 
 
 @router.post(PREFIX + "/installation/missing")
 async def missing(d: DaemonDep, tenant_id: str, body: IdentifierListBody) -> dict[str, Any]:
-    installed = {i.plugin_id: i.unique_identifier for i, _ in _installations(d, tenant_id)}
+    installed = {i.plugin_id: i.unique_identifier for i, _ in installations(d, tenant_id)}
     out = []
     for identifier in body.plugin_unique_identifiers:
         plugin_id = parse_identifier(identifier).plugin_id
@@ -97,43 +118,67 @@ async def missing(d: DaemonDep, tenant_id: str, body: IdentifierListBody) -> dic
     return envelope.success(out)
 
 
-def _providers(d: Daemon, tenant_id: str, kind: str) -> list[dict[str, Any]]:
+# The official PluginCategory values (pkg/entities/plugin_entities/plugin_declaration.go) and the
+# declaration key each kind's provider sits under.
+CATEGORIES = {"tool": "tool", "model": "model", "datasource": "datasource", "agent-strategy": "agent_strategy",
+              "trigger": "trigger", "extension": ""}
+
+
+def provides(declaration: dict[str, Any], category: str) -> bool:
+    """Whether a plugin has a provider of ``category`` (the official per-kind installation tables);
+    an extension is a plugin of no other kind."""
+    key = CATEGORIES[category]
+    return bool(declaration.get(key)) if key else category_of(declaration) == "extension"
+
+
+def category_of(declaration: dict[str, Any]) -> str:
+    """The official PluginDeclaration.Category(): the first kind present, in its order."""
+    for category in ("tool", "model", "datasource", "agent-strategy", "trigger"):
+        if declaration.get(CATEGORIES[category]):
+            return category
+    return "extension"
+
+
+def providers(d: Daemon, tenant_id: str, kind: str) -> list[dict[str, Any]]:
+    """One entry per installed provider of ``kind``: the official <Kind>Installation row plus its declaration
+    (agent strategies also carry the plugin's ``meta``, as the official GetAgentStrategy does)."""
     out = []
-    for inst, record in _installations(d, tenant_id):
+    for inst, record in installations(d, tenant_id):
         declaration = record.declaration.get(kind)
         if declaration:
+            meta = (record.declaration.get("meta") or {}) if kind == "agent_strategy" else inst.meta
             out.append({"id": inst.id, "tenant_id": tenant_id, "plugin_id": inst.plugin_id,
                         "plugin_unique_identifier": inst.unique_identifier,
                         "provider": declaration.get("identity", {}).get("name") or declaration.get("provider"),
                         "declaration": declaration, "created_at": inst.created_at.isoformat(),
-                        "updated_at": inst.updated_at.isoformat(), "meta": inst.meta})
+                        "updated_at": inst.updated_at.isoformat(), "meta": meta})
     return out
 
 
 @router.get(PREFIX + "/tools")
 async def tools(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                 page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(_providers(d, tenant_id, "tool")[(page - 1) * page_size : page * page_size])
+    return envelope.success(providers(d, tenant_id, "tool")[(page - 1) * page_size : page * page_size])
 
 
 @router.get(PREFIX + "/tool")
 async def tool(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    for item in _providers(d, tenant_id, "tool"):
+    for item in providers(d, tenant_id, "tool"):
         if item["plugin_id"] == plugin_id and item["provider"] == provider:
             return envelope.success(item)
-    raise NotFound(f"tool provider {plugin_id}/{provider} not found")
+    raise PluginNotInstalled(f"tool provider {plugin_id}/{provider} not found")
 
 
 @router.get(PREFIX + "/models")
 async def models(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                  page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(_providers(d, tenant_id, "model")[(page - 1) * page_size : page * page_size])
+    return envelope.success(providers(d, tenant_id, "model")[(page - 1) * page_size : page * page_size])
 
 
 @router.get(PREFIX + "/agent_strategies")
 async def agent_strategies(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                            page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(_providers(d, tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
+    return envelope.success(providers(d, tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
 
 
 @router.get(PREFIX + "/fetch/manifest")
@@ -167,7 +212,7 @@ async def decode_from_identifier(d: DaemonDep, tenant_id: str, request: Request,
 
 # -- credentials (plugdock's own: used when the daemon dispatches reverse calls itself) --------------
 def _declaration_of(d: Daemon, tenant_id: str, plugin_id: str) -> dict[str, Any]:
-    for inst, record in _installations(d, tenant_id):
+    for inst, record in installations(d, tenant_id):
         if inst.plugin_id == plugin_id:
             return record.declaration
     raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
@@ -222,7 +267,7 @@ async def asset(d: DaemonDep, tenant_id: str, asset_id: str) -> Response:
 
 @router.get("/plugin/{tenant_id}/management/logs")
 async def logs(d: DaemonDep, tenant_id: str, plugin_id: str, lines: int = 200) -> dict[str, Any]:
-    for inst, _record in _installations(d, tenant_id):
+    for inst, _record in installations(d, tenant_id):
         if inst.plugin_id == plugin_id:
             instance = d.supervisor.instances.get(inst.unique_identifier)
             kept = list(instance.logs)[-max(1, min(lines, 1000)):] if instance else []

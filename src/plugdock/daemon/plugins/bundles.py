@@ -37,6 +37,23 @@ def read_bundle(data: bytes, settings: Settings) -> tuple[Any, PackageArchive]:
     return bundle, archive
 
 
+def _pattern_parts(pattern: str) -> list[str]:
+    """The official Split(): cut at ':', then each piece at '/'."""
+    return [part for piece in pattern.split(":") for part in piece.split("/")]
+
+
+def reference_value(dep: GithubDependency | MarketplaceDependency) -> dict[str, str]:
+    """A GitHub or marketplace member as the official UploadPluginBundle reports it (internal/service/
+    plugin_decoder.go, pkg/entities/bundle_entities/dependency.go) and Dify's PluginBundleDependency.Github /
+    .Marketplace read it (api/core/plugin/entities/bundle.py)."""
+    if isinstance(dep, MarketplaceDependency):
+        parts = [*_pattern_parts(dep.value.marketplace_pattern), "", "", ""]
+        return {"organization": parts[0], "plugin": parts[1], "version": parts[2]}
+    parts = [*_pattern_parts(dep.value.repo_pattern), "", "", "", ""]
+    return {"repo_address": f"https://github.com/{parts[0]}/{parts[1]}", "repo": f"{parts[0]}/{parts[1]}",
+            "release": parts[2], "packages": parts[3]}
+
+
 def _exact(version: str, reference: str) -> str:
     if not EXACT.match(version):
         raise PackageError(f"{reference}: only exact versions can be installed without a registry index "
