@@ -181,6 +181,12 @@ def test_no_host_seals_with_the_local_box(tmp_path: Path) -> None:
     assert box.open(sealed) == {"k": "v"} and endpoint_id
     row = SimpleNamespace(id=endpoint_id, tenant_id="t1", unique_identifier="a/b:0.0.1@x", settings=sealed)
     assert asyncio.run(crypto.open(row)) == {"k": "v"}  # type: ignore[arg-type]
+    # a secret sent back masked (plugdock's or the official daemon's mask) keeps its value; a new one replaces it
+    row.settings = box.seal({"k": "secret-value", "other": "x"})
+    for masked in ("[__HIDDEN__]", "se********ue"):
+        update = asyncio.run(crypto.update(row, "u1", {"k": masked, "other": "y"}))  # type: ignore[arg-type]
+        assert box.open(update) == {"k": "secret-value", "other": "y"}
+    assert box.open(asyncio.run(crypto.update(row, "u1", {"k": "new"}))) == {"k": "new"}  # type: ignore[arg-type]
     # settings a host sealed cannot be opened once the host is gone, and say so
     row.settings = json.dumps({"k": SEALED + "eA=="}).encode()
     with pytest.raises(PlugdockError, match="encrypted by the host application"):

@@ -114,7 +114,10 @@ class EndpointSettings:
         current = await self.open(row)
         config = self.config(row.unique_identifier)
         secrets = {f.get("name") for f in config if f.get("type") == "secret-input"}
-        masks = {k: {HIDDEN, official_mask(v)} for k, v in current.items() if k in secrets and isinstance(v, str)}
+        # a listing masks the stored value, which under a host is the ciphertext: either mask sent back keeps it
+        shown = self.stored(row.settings)
+        masks = {k: {HIDDEN, official_mask(v), official_mask(str(shown.get(k, "")))} for k, v in current.items()
+                 if k in secrets and isinstance(v, str)}
         merged = {k: (current[k] if isinstance(v, str) and v in masks.get(k, ()) else v) for k, v in values.items()}
         sealed = await self._seal(row.tenant_id, user_id, row.id, merged, config)
         if self.host.configured:
