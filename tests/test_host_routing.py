@@ -41,6 +41,8 @@ class Asker(Tool):
         yield self.create_text_message("llm: " + answer)
         for message in self.session.tool.invoke_builtin_tool("echo_tool", "echo_tool", {"text": "x"}):
             yield self.create_text_message("tool: " + message.message.text)
+        self.session.storage.set("seen", b"yes")
+        yield self.create_text_message("storage: " + self.session.storage.get("seen").decode())
 '''
 
 GROUP = '''settings:
@@ -109,8 +111,10 @@ def test_model_and_tool_calls_go_to_the_host_not_the_local_plugin(daemon: Daemon
     events = daemon.dispatch("tool/invoke", "tester/asker", {"provider": "asker", "tool": "asker", "credentials": {},
                                                              "tool_parameters": {}})
     assert all(e["code"] == 0 for e in events), events
-    assert [e["data"]["message"]["text"] for e in events] == ["llm: from the host", "tool: host ran echo_tool"]
-    (llm,) = host.requests_to("invoke/llm")
+    assert [e["data"]["message"]["text"] for e in events] == ["llm: from the host", "tool: host ran echo_tool",
+                                                              "storage: yes"]
+    assert not [path for path, _ in host.calls if "storage" in path]  # storage stays on this daemon
+    (llm,) = [b for b in host.requests_to("invoke/llm") if b["provider"] == "tester/oai/oai"]  # tests share host
     assert (llm["tenant_id"], llm["user_id"], llm["type"]) == ("t1", "u1", "llm")
     assert (llm["provider"], llm["model"], llm["mode"]) == ("tester/oai/oai", "gpt-test", "chat")
     assert llm["completion_params"] == {"temperature": 0.5} and llm["stream"] is True
