@@ -370,3 +370,19 @@ def test_bundle_members_decode_as_dify_reads_them(daemon: DaemonProcess, tmp_pat
     assert members[0].value.unique_identifier == ids(daemon)["echo_tool"]
     assert members[1].value == PluginBundleDependency.Github(
         repo_address="https://github.com/acme/other", repo="acme/other", release="0.0.2", packages="other.difypkg")
+
+
+# -- model polling -------------------------------------------------------------------------------------------
+def test_model_polling_answers_one_plain_json_envelope(daemon: DaemonProcess) -> None:
+    """The official StartPolling/CheckPolling answer with ctx.JSON (internal/service/model_polling.go), not SSE."""
+    for route in ("start", "check"):
+        path = f"/plugin/t1/dispatch/model/polling/{route}"
+        body = {"user_id": "u1", "data": {"provider": "echo_model", "model_type": "llm", "model": "echo",
+                                          "credentials": {}}}
+        answer = daemon.client.post(path, headers={"X-Plugin-ID": "plugdock/echo_model"}, json=body)
+        assert answer.headers["content-type"] == "application/json"
+        envelope = answer.json()  # one JSON document: echo_model has no polling, so the plugin's error
+        assert answer.status_code == 500 and envelope["code"] != 0 and envelope["data"] is None
+        assert daemon.client.post(path, json=body).status_code == 400  # no X-Plugin-ID
+        unknown = daemon.client.post(path, headers={"X-Plugin-ID": "x/y"}, json=body)
+        assert unknown.status_code == 404 and json.loads(unknown.json()["message"])["error_type"] == "PluginNotFoundError"

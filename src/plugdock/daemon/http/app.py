@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from plugdock import __version__
 from plugdock.daemon.core import Daemon
-from plugdock.daemon.http import catalogue, dispatch, endpoints, envelope, install, management
+from plugdock.daemon.http import catalogue, dispatch, endpoints, envelope, install, management, polling
 from plugdock.daemon.http.fast_dispatch import FastDispatch
 from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit
 from plugdock.daemon.plugins.installer import NotFound
@@ -44,7 +44,9 @@ def create_app(settings: Settings) -> FastAPI:
                   description="A drop-in for the Dify plugin daemon's HTTP API.")
 
     # Middleware added later runs earlier: the key first, then the body guards, then the dispatch fast path.
-    app.add_middleware(FastDispatch, prepare=lambda *args: dispatch.fast_lines(app.state.daemon, *args))
+    # model polling answers one plain JSON envelope (http/polling.py), so the streaming fast path leaves it
+    app.add_middleware(FastDispatch, prepare=lambda tenant, route, raw, plugin: None if route in polling.ROUTES
+                       else dispatch.fast_lines(app.state.daemon, tenant, route, raw, plugin))
     # a package upload is the largest legitimate body; a little room for the form around it
     app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE",
                        timeout=settings.body_timeout)
@@ -77,7 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
             return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
         return envelope.error(exc.status_code, str(exc.detail), "PluginDaemonBadRequestError")
 
-    for router in (management.router, catalogue.router, install.router, endpoints.router, dispatch.router):
+    for router in (management.router, catalogue.router, install.router, endpoints.router, polling.router,
+                   dispatch.router):
         app.include_router(router)
     return app
 
