@@ -385,4 +385,5 @@ def test_model_polling_answers_one_plain_json_envelope(daemon: DaemonProcess) ->
         assert answer.status_code == 500 and envelope["code"] != 0 and envelope["data"] is None
         assert daemon.client.post(path, json=body).status_code == 400  # no X-Plugin-ID
         unknown = daemon.client.post(path, headers={"X-Plugin-ID": "x/y"}, json=body)
-        assert unknown.status_code == 404 and json.loads(unknown.json()["message"])["error_type"] == "PluginNotFoundError"
+        assert unknown.status_code == 404
+        assert json.loads(unknown.json()["message"])["error_type"] == "PluginNotFoundError"
