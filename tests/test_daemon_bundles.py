@@ -96,6 +96,9 @@ def test_bundle_installs_every_member_in_one_task(registry: Registry, tmp_path: 
         assert cli.stdout.count(": installed") == 3
         ids = d.data(d.client.get("/plugin/t1/management/installation/ids"))["plugin_ids"]
         assert ids == ["plugdock/echo_tool", "plugdock/typed_calculator", "tester/other"]
+        listed = d.data(d.client.get("/plugin/t1/management/list"))["list"]
+        # a source Dify's PluginInstallationSource accepts (github, marketplace, package, remote)
+        assert {(p["source"], p["meta"]["bundle"]) for p in listed} == {("package", "starter_bundle")}
     finally:
         d.stop()
 

@@ -111,5 +111,7 @@ async def install_bundle(installer: Installer, settings: Settings, tenant: str, 
         except PackageError as exc:
             raise PackageError(f"{member.reference}: {exc.message}") from exc
         identifiers.append(str(decoded.identifier))
-    task_id = installer.create_task(tenant, identifiers, "bundle", [{"bundle": bundle.name} for _ in identifiers])
+    # "package": one of Dify's PluginInstallationSource values (api/core/plugin/entities/plugin.py), which its
+    # plugin list validates; the bundle is named in each installation's meta
+    task_id = installer.create_task(tenant, identifiers, "package", [{"bundle": bundle.name} for _ in identifiers])
     return {"task_id": task_id, "plugin_unique_identifiers": identifiers}
