@@ -2,7 +2,8 @@
 
 Management routes answer ``{"code": 0, "message": "success", "data": ...}``; dispatch routes stream
 Server-Sent Events, one envelope per ``data:`` line; every error is an envelope whose ``message`` is
-the JSON ``{"message", "error_type", "args"}`` the Dify host expects. This module wires the guards,
+the JSON ``{"message", "error_type", "args"}`` the Dify host expects, sent with HTTP 200 on management
+routes as the official daemon does (see :mod:`envelope` for which statuses stay). This module wires the guards,
 the routers (one module per area) and the error handlers around one :class:`~plugdock.daemon.core.Daemon`.
 """
 
