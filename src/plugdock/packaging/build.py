@@ -49,7 +49,8 @@ def _uv_requirements(root: Path) -> bytes:
             "the plugin has pyproject.toml and uv.lock but no requirements.txt; install uv (pip install uv) so "
             "plugdock can export one, or add requirements.txt yourself"
         )
-    cmd = [uv, "export", "--frozen", "--format", "requirements.txt", "--no-group", "dev", "--no-emit-project",
+    # --no-dev, not --no-group dev: uv refuses the latter when the project defines no dev group
+    cmd = [uv, "export", "--frozen", "--format", "requirements.txt", "--no-dev", "--no-emit-project",
            "--no-hashes", "--no-header", "--no-annotate"]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, check=False)
     if proc.returncode != 0:
