@@ -21,13 +21,13 @@ from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
 from plugdock.daemon.http.bodies import parse_identifier
 from plugdock.daemon.http.context import PREFIX, DaemonDep
-from plugdock.daemon.http.endpoints import PluginNotInstalled
 from plugdock.daemon.http.management import (
     CATEGORIES,
     category_of,
     endpoint_counts,
     installation_json,
     installations,
+    provider_of,
     providers,
 )
 from plugdock.daemon.plugins.installer import NotFound
@@ -110,16 +110,9 @@ async def tools_check_existence(d: DaemonDep, tenant_id: str, body: CheckExisten
     return envelope.success([(p.plugin_id, p.provider_name) in present for p in body.provider_ids])
 
 
-def _one(d: Daemon, tenant_id: str, kind: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    for item in providers(d, tenant_id, kind):
-        if item["plugin_id"] == plugin_id and item["provider"] == provider:
-            return item
-    raise PluginNotInstalled(f"{kind.replace('_', ' ')} provider {plugin_id}/{provider} not found")
-
-
 @router.get(PREFIX + "/agent_strategy")
 async def agent_strategy(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    return envelope.success(_one(d, tenant_id, "agent_strategy", plugin_id, provider))
+    return envelope.success(provider_of(d, tenant_id, "agent_strategy", plugin_id, provider))
 
 
 # -- triggers and datasources --------------------------------------------------------------------------
@@ -131,7 +124,7 @@ async def triggers(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
 
 @router.get(PREFIX + "/trigger")
 async def trigger(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    return envelope.success(_one(d, tenant_id, "trigger", plugin_id, provider))
+    return envelope.success(provider_of(d, tenant_id, "trigger", plugin_id, provider))
 
 
 @router.get(PREFIX + "/datasources")
@@ -142,7 +135,7 @@ async def datasources(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
 
 @router.get(PREFIX + "/datasource")
 async def datasource(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    return envelope.success(_one(d, tenant_id, "datasource", plugin_id, provider))
+    return envelope.success(provider_of(d, tenant_id, "datasource", plugin_id, provider))
 
 
 # -- a package's README and files ------------------------------------------------------------------------

@@ -163,10 +163,15 @@ async def tools(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
 
 @router.get(PREFIX + "/tool")
 async def tool(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    for item in providers(d, tenant_id, "tool"):
+    return envelope.success(provider_of(d, tenant_id, "tool", plugin_id, provider))
+
+
+def provider_of(d: Daemon, tenant_id: str, kind: str, plugin_id: str, provider: str) -> dict[str, Any]:
+    """One provider of one kind a tenant installed, or the official not-installed error."""
+    for item in providers(d, tenant_id, kind):
         if item["plugin_id"] == plugin_id and item["provider"] == provider:
-            return envelope.success(item)
-    raise PluginNotInstalled(f"tool provider {plugin_id}/{provider} not found")
+            return item
+    raise PluginNotInstalled(f"{kind.replace('_', ' ')} provider {plugin_id}/{provider} not found")
 
 
 @router.get(PREFIX + "/models")
