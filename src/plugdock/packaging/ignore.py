@@ -14,11 +14,8 @@ def ignore_filter(root: str | Path) -> Callable[[str], bool]:
     for name in (".difyignore", ".gitignore"):
         file = root / name
         if file.is_file():
-            lines = [
-                line.strip()
-                for line in file.read_text(encoding="utf-8", errors="replace").splitlines()
-                if line.strip() and not line.strip().startswith("#")
-            ]
+            # pathspec itself skips blank lines and comments
+            lines = [line.strip() for line in file.read_text(encoding="utf-8", errors="replace").splitlines()]
             spec = pathspec.GitIgnoreSpec.from_lines(lines)
             return spec.match_file
     return lambda _path: False
