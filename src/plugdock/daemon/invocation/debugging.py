@@ -68,11 +68,7 @@ class RemoteInstance(PluginInstance):
         if self.writer is not None and not self.writer.is_closing():
             self.writer.close()
         self.state = "stopped"
-        for sid, waiting in list(self.sessions.items()):
-            waiting.queue.put_nowait({"type": "error", "data": {
-                "error_type": "ConnectionClosedError", "message": "Connection closed unexpectedly", "args": {}}})
-            waiting.queue.put_nowait(None)
-            self.sessions.pop(sid, None)
+        self.end_sessions("ConnectionClosedError", "Connection closed unexpectedly")
 
 
 class DebugServer:

@@ -39,13 +39,18 @@ class Waiting:
         self.drained.set()
         return message
 
+    def end(self, error: dict[str, Any]) -> None:
+        """Close the session with one error after what already waits (the plugin stopped or disconnected);
+        a reader held back for this caller goes on."""
+        self.closed = True
+        self.put(error)
+        self.put(None)
+        self.drained.set()
+
     def cut(self, error: dict[str, Any]) -> None:
         """Drop what waits and leave the caller one error and the end (it reads nothing anyway)."""
         while not self.queue.empty():
             self.queue.get_nowait()
         self.sizes.clear()
         self.queued = 0
-        self.closed = True
-        self.queue.put_nowait(error)
-        self.queue.put_nowait(None)
-        self.drained.set()
+        self.end(error)

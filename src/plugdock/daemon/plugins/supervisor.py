@@ -144,10 +144,7 @@ class PluginInstance:
     def _fail(self, reason: str) -> None:
         self.state, self.error = "failed", reason
         self.logs.append(f"[plugdock] {reason}")
-        for sid, waiting in list(self.sessions.items()):
-            waiting.cut({"type": "error", "data": {
-                "error_type": "PluginUnavailableError", "message": self._describe(), "args": {}}})
-            self.sessions.pop(sid, None)
+        self.end_sessions("PluginUnavailableError", self._describe())
         if self._ready is not None:
             self._ready.set()
 
@@ -172,7 +169,7 @@ class PluginInstance:
         self.proc = None
         if self.state != "failed":
             self.state = "stopped"
-        self._fail_sessions("the plugin was stopped")
+        self.end_sessions("PluginUnavailableError", "the plugin was stopped")
 
     def kill_stragglers(self) -> None:
         """Children that left the process group (setsid, double fork, fork-and-exit loops) are in its cgroup,
@@ -192,10 +189,10 @@ class PluginInstance:
         return (f"the plugin used {used // 2**20} MiB of memory, over its limit of {conf.memory // 2**20} MiB "
                 f"({memory_note(conf)}); it was stopped")
 
-    def _fail_sessions(self, reason: str) -> None:
+    def end_sessions(self, error_type: str, message: str) -> None:
+        """End every session in flight with one named error (after what its caller has not read yet)."""
         for sid, waiting in list(self.sessions.items()):
-            waiting.cut({"type": "error", "data": {
-                "error_type": "PluginUnavailableError", "message": reason, "args": {}}})
+            waiting.end({"type": "error", "data": {"error_type": error_type, "message": message, "args": {}}})
             self.sessions.pop(sid, None)
 
     # -- output -------------------------------------------------------------------------------------
