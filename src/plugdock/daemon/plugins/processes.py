@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,30 +101,30 @@ def home_tag(home: Path) -> str:
     return hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:12]
 
 
-def marked_processes(marker_prefix: str, uid: int | None = None) -> list[int]:
-    """Live processes whose environment carries a marker starting with ``marker_prefix`` (or owned by ``uid``)."""
-    found = []
-    needle = f"{MARKER}={marker_prefix}".encode()
+def _other_processes() -> Iterator[Path]:
+    """``/proc/<pid>`` of every process but this one."""
     me = os.getpid()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            if (uid is not None and entry.stat().st_uid == uid) or any(
-                    item.startswith(needle) for item in (entry / "environ").read_bytes().split(b"\0")):
+        if entry.name.isdigit() and int(entry.name) != me:
+            yield entry
+
+
+def marked_processes(marker_prefix: str) -> list[int]:
+    """Live processes whose environment carries a marker starting with ``marker_prefix``."""
+    found = []
+    needle = f"{MARKER}={marker_prefix}".encode()
+    for entry in _other_processes():
+        with contextlib.suppress(OSError):
+            if any(item.startswith(needle) for item in (entry / "environ").read_bytes().split(b"\0")):
                 found.append(int(entry.name))
-        except OSError:
-            continue
     return found
 
 
 def processes_of(uid: int) -> list[int]:
     """Live processes owned by ``uid`` (this process excluded)."""
     found = []
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != me:
-            with contextlib.suppress(OSError):
-                if entry.stat().st_uid == uid:
-                    found.append(int(entry.name))
+    for entry in _other_processes():
+        with contextlib.suppress(OSError):
+            if entry.stat().st_uid == uid:
+                found.append(int(entry.name))
     return found

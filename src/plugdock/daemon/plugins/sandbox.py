@@ -150,12 +150,13 @@ class Sandbox:
         assert self.users is not None
         self.users.check(uid, "launch a plugin" if not builder else "build dependencies")
         cgroup = None
-        if self.cgroups is not None and self.cgroups.available():
+        enforced = self.cgroups.available() if self.cgroups is not None else set()
+        if self.cgroups is not None and enforced:
             from plugdock.daemon.plugins.cgroups import Limits
 
             cgroup = self.cgroups.create(group, Limits(memory=memory, pids=self.processes,
                                                        cpu=self.cpu or None))
-        in_kernel = cgroup is not None and self.cgroups is not None and "memory" in self.cgroups.available()
+        in_kernel = cgroup is not None and "memory" in enforced
         if self.network is not None:
             self.network.admit(uid, builder=builder)
         return Confinement("process", marker, uid=uid, gid=uid, memory=memory, memory_in_kernel=in_kernel,
@@ -182,9 +183,9 @@ class Sandbox:
         and ``fallback/tmp``, made safely (see :func:`private_dir`)."""
         if confinement is not None and confinement.private_mounts:
             return Path("/tmp/home"), Path("/tmp")
-        uid = confinement.uid if confinement is not None else None
-        private_dir(fallback, uid, None if uid is None else (confinement.gid if confinement else None))
-        private_dir(fallback / "tmp", uid, None if uid is None else (confinement.gid if confinement else None))
+        uid, gid = (confinement.uid, confinement.gid) if confinement is not None else (None, None)
+        for folder in (fallback, fallback / "tmp"):
+            private_dir(folder, uid, gid)
         return fallback, fallback / "tmp"
 
     def _carried_paths(self) -> list[Path]:
@@ -308,7 +309,9 @@ class Sandbox:
                 if confinement.shared_uid:  # one group per build: gone with it
                     confinement.cgroup.remove()
         if confinement.uid is not None and not confinement.shared_uid:
-            killed += self.kill_uid(confinement.uid)
+            # every process a plugin leaves runs as its uid (no_new_privs: none can change it), so the uid
+            # kill also takes the ones carrying its marker
+            return killed + self.kill_uid(confinement.uid)
         return killed + self.kill_stragglers(confinement.marker)
 
     def kill_uid(self, uid: int) -> int:
@@ -317,22 +320,22 @@ class Sandbox:
         if self.users is None:
             return 0
         self.users.check(uid, "kill processes")
-        before = len(processes_of(uid))
+        left = processes_of(uid)
+        before = len(left)
         for _ in range(KILL_ROUNDS):
-            if not processes_of(uid):
+            if not left:
                 break
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(["kill", "-9", "--", "-1"], user=uid, group=uid, extra_groups=[],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=10,
                                env={"PATH": "/usr/bin:/bin"})
+            left = processes_of(uid)
         return before
 
-    def kill_stragglers(self, marker_prefix: str, uid: int | None = None) -> int:
-        """Kill every process carrying this marker (or owned by ``uid``, a plugin uid); the count killed."""
-        if uid is not None and self.users is not None:
-            self.users.check(uid, "kill processes")
+    def kill_stragglers(self, marker_prefix: str) -> int:
+        """Kill every process carrying this marker; the count killed."""
         killed = 0
-        for pid in marked_processes(marker_prefix, uid):
+        for pid in marked_processes(marker_prefix):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
@@ -370,10 +373,8 @@ def _mount_namespaces_work() -> bool:
 
 
 def _cgroup_manager(tag: str) -> CgroupManager | None:
-    try:
-        from plugdock.daemon.plugins.cgroups import CgroupManager
-    except ImportError:
-        return None
+    from plugdock.daemon.plugins.cgroups import CgroupManager
+
     try:
         return CgroupManager(tag)
     except (OSError, PlugdockError) as exc:
