@@ -11,14 +11,31 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from plugdock.packaging.build import build_package
 
 KEY = "test-server-key"
+T = TypeVar("T")
+
+
+def eventually(condition: Callable[[], T], what: str, bound: float = 120, every: float = 0.2) -> T:
+    """Poll until ``condition()`` gives something true and return it; fail naming ``what`` if it never does.
+
+    The bound only keeps a broken build from hanging; it is generous, and no test asserts how long the
+    outcome took."""
+    deadline = time.monotonic() + bound
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} (polled for {bound:.0f} s)")
+        time.sleep(every)
 
 
 def free_port() -> int:
@@ -92,14 +109,17 @@ class DaemonProcess:
             "plugin_unique_identifiers": [identifier], "source": "package", "metas": [{}]}))
         if started["all_installed"]:
             return identifier
-        deadline = time.monotonic() + timeout
-        while True:
-            task = self.data(self.client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}"))
-            if task["status"] == "success":
-                return identifier
-            assert task["status"] != "failed", task["plugins"][0]["message"]
-            assert time.monotonic() < deadline, "install did not finish"
-            time.sleep(0.2)
+        task = self.finished_task(started["task_id"], tenant, timeout)
+        assert task["status"] == "success", task["plugins"][0]["message"]
+        return identifier
+
+    def finished_task(self, task_id: str, tenant: str = "t1", timeout: float = 300) -> dict[str, Any]:
+        """An install task once it has succeeded or failed."""
+        def done() -> dict[str, Any] | None:
+            task: dict[str, Any] = self.data(self.client.get(f"/plugin/{tenant}/management/install/tasks/{task_id}"))
+            return task if task["status"] in ("success", "failed") else None
+
+        return eventually(done, "install did not finish", timeout)
 
     def dispatch(self, route: str, plugin_id: str, data: dict[str, Any], tenant: str = "t1") -> list[dict[str, Any]]:
         with self.client.stream("POST", f"/plugin/{tenant}/dispatch/{route}", headers={"X-Plugin-ID": plugin_id},

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from plugdock.packaging.build import build_bundle, build_package
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -337,10 +336,8 @@ def test_deleting_a_task_item(daemon: DaemonProcess) -> None:
     started = dify_call(daemon.client.post("/plugin/t3/management/install/identifiers", json={
         "plugin_unique_identifiers": [identifier], "source": "package", "metas": [{}]}), dict)
     task_path = f"/plugin/t3/management/install/tasks/{started['task_id']}"
-    deadline = time.monotonic() + 300
-    while dify_call(daemon.client.get(task_path), dict)["status"] not in ("success", "failed"):
-        assert time.monotonic() < deadline, "install did not finish"
-        time.sleep(0.2)
+    eventually(lambda: dify_call(daemon.client.get(task_path), dict)["status"] in ("success", "failed"),
+               "install did not finish")
     assert dify_call(daemon.client.post(f"{task_path}/delete/{identifier}"), bool) is True
     with pytest.raises(DifyError) as gone:  # only successes were left, so the task went with its item
         dify_call(daemon.client.get(task_path), dict)

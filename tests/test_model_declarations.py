@@ -14,7 +14,6 @@ import json
 import socket
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from bench.environments import EnvironmentError_, _venv
 
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from plugdock.packaging.build import build_package
 from plugdock.runtime.remote import registration_lines
 from plugdock.schema.declaration import plugin_declaration
@@ -258,13 +257,8 @@ def test_a_debugging_plugins_declaration_is_resolved(daemon: DaemonProcess) -> N
     assert "fetch_from" not in model_line["data"][0]["models"][0]
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.sendall(b"".join(lines))
-        deadline = time.monotonic() + 30
-        while True:
-            listing = d.data(d.client.get("/plugin/t2/management/list"))["list"]
-            if listing:
-                break
-            assert time.monotonic() < deadline, "the debugging plugin never appeared"
-            time.sleep(0.2)
+        listing = eventually(lambda: d.data(d.client.get("/plugin/t2/management/list"))["list"],
+                             "the debugging plugin never appeared", 30)
         (entry,) = listing
         assert entry["runtime_type"] == "remote"
         assert_resolved(entry["declaration"]["model"])

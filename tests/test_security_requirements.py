@@ -14,11 +14,9 @@ import json
 import os
 import sqlite3
 import tarfile
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -319,15 +317,9 @@ def failed_install(daemon: DaemonProcess, plugin_dir: Path, tenant: str = "t1") 
     identifier = daemon.upload(build_package(plugin_dir).data, tenant)
     started = daemon.data(daemon.client.post(f"/plugin/{tenant}/management/install/identifiers", json={
         "plugin_unique_identifiers": [identifier], "source": "package", "metas": [{}]}))
-    deadline = time.monotonic() + 300
-    while True:
-        answer = daemon.client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}")
-        task: dict[str, Any] = daemon.data(answer)
-        if task["status"] in ("failed", "success"):
-            break
-        assert time.monotonic() < deadline, "install did not finish"
-        time.sleep(0.2)
+    task = daemon.finished_task(started["task_id"], tenant)
     assert task["status"] == "failed", task
+    answer = daemon.client.get(f"/plugin/{tenant}/management/install/tasks/{started['task_id']}")
     listing = daemon.client.get(f"/plugin/{tenant}/management/install/tasks", params={"page": 1, "page_size": 50})
     return str(task["plugins"][0]["message"]), answer.text + listing.text + json.dumps(task)
 

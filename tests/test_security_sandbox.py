@@ -9,13 +9,12 @@ import json
 import os
 import signal
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from plugdock.daemon.plugins.sandbox import private_dir, processes_of
 from plugdock.daemon.state.plugin_users import PluginUsers, UidOutOfRange
 
@@ -137,14 +136,6 @@ def json_of(events: list[dict]) -> dict:
                 and e["data"].get("type") == "json"]
     assert messages, events
     return messages[0]
-
-
-def wait_until(condition, what: str, bound: float = 30) -> None:  # type: ignore[no-untyped-def]
-    """Poll for an outcome; the bound only keeps a broken build from hanging (nothing asserts on time)."""
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)
 
 
 def alive(pid: int) -> bool:
@@ -276,7 +267,7 @@ def test_a_hopper_dies_with_its_plugins_uninstall(daemon: DaemonProcess, tmp_pat
     listing = daemon.data(daemon.client.get("/plugin/t1/management/list"))
     installation = next(p["id"] for p in listing["list"] if p["plugin_unique_identifier"] == identifier)
     daemon.data(daemon.client.post("/plugin/t1/management/uninstall", json={"plugin_installation_id": installation}))
-    wait_until(lambda: not processes_of(uid), f"processes of uid {uid} outlived the uninstall")
+    eventually(lambda: not processes_of(uid), f"processes of uid {uid} outlived the uninstall", 30, 0.1)
 
 
 def test_an_unmarked_double_forked_child_dies_at_the_next_start(tmp_path: Path) -> None:
@@ -288,7 +279,7 @@ def test_an_unmarked_double_forked_child_dies_at_the_next_start(tmp_path: Path) 
     first.stop(signal.SIGKILL)
     second = DaemonProcess(home).start()
     try:
-        wait_until(lambda: not alive(pid), f"ghost {pid} survived the daemon's restart")
+        eventually(lambda: not alive(pid), f"ghost {pid} survived the daemon's restart", 30, 0.1)
     finally:
         second.stop()
 
