@@ -27,6 +27,16 @@ async def dispatch(d: DaemonDep, tenant_id: str, route: str, body: DispatchBody,
     """Most dispatches are answered by FastDispatch before routing; this answers the rest, errors included."""
     if DISPATCH_ROUTES.get(route) is None:
         return JSONResponse({"code": "not_found", "message": "route not found"}, status_code=404)
+    lines = answer_lines(d, tenant_id, route, body, request)
+    if isinstance(lines, Response):
+        return lines
+    return StreamingResponse(lines, media_type="text/event-stream")
+
+
+def answer_lines(d: Daemon, tenant_id: str, route: str, body: DispatchBody,
+                 request: Request) -> AsyncIterator[bytes] | Response:
+    """The lines answering a dispatch of a known route, or the error answer when the plugin is not named
+    (``X-Plugin-ID``) or not installed for the tenant."""
     plugin_id = request.headers.get("x-plugin-id")
     if not plugin_id:
         return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
@@ -34,7 +44,7 @@ async def dispatch(d: DaemonDep, tenant_id: str, route: str, body: DispatchBody,
     if lines is None:
         return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
                               "PluginNotFoundError")
-    return StreamingResponse(lines, media_type="text/event-stream")
+    return lines
 
 
 def _dispatch_lines(d: Daemon, tenant_id: str, route: str, body: DispatchBody,

@@ -18,20 +18,16 @@ from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
 from plugdock.daemon.http.bodies import DispatchBody
 from plugdock.daemon.http.context import DaemonDep
-from plugdock.daemon.http.dispatch import _dispatch_lines
+from plugdock.daemon.http.dispatch import answer_lines
 
 ROUTES = ("model/polling/start", "model/polling/check")
 router = APIRouter()
 
 
 async def _answer(d: Daemon, tenant_id: str, route: str, body: DispatchBody, request: Request) -> Response:
-    plugin_id = request.headers.get("x-plugin-id")
-    if not plugin_id:
-        return envelope.error(400, "the X-Plugin-ID header is required", "PluginDaemonBadRequestError")
-    lines = _dispatch_lines(d, tenant_id, route, body, plugin_id)
-    if lines is None:
-        return envelope.error(404, f"plugin not found: {plugin_id} is not installed for tenant {tenant_id}",
-                              "PluginNotFoundError")
+    lines = answer_lines(d, tenant_id, route, body, request)
+    if isinstance(lines, Response):
+        return lines
     last: dict[str, Any] | None = None
     async for line in lines:
         answer: dict[str, Any] = json.loads(line.removeprefix(b"data: "))

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from plugdock.daemon.plugins.folders import own_dir
 from plugdock.daemon.plugins.requirements_policy import CheckedRequirements
 from plugdock.daemon.plugins.sandbox import MARKER, Sandbox, private_dir
 from plugdock.daemon.state.db import Database
@@ -178,12 +179,7 @@ def _owned_dir(path: Path, uid: int, mode: int) -> None:
     link); used only where the builder cannot write the parent."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        os.fchown(fd, uid, uid)
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
+    own_dir(path, uid, uid, mode)
 
 
 @dataclass

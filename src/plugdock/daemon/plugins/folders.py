@@ -7,13 +7,19 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from plugdock.daemon.plugins.processes import SandboxError
 
-if TYPE_CHECKING:
-    pass
 
+def own_dir(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Give the real directory at ``path`` to ``uid:gid`` with ``mode``, through a descriptor of the directory
+    itself (a link in its place fails instead of being followed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def private_dir(path: Path, uid: int | None, gid: int | None) -> None:

@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from plugdock.daemon.plugins.folders import _closed_parent, _ensure_mode, _link_or_copy, private_dir
+from plugdock.daemon.plugins.folders import _closed_parent, _ensure_mode, _link_or_copy, own_dir, private_dir
 from plugdock.daemon.plugins.processes import (
     MARKER,
     Confinement,
@@ -229,13 +229,7 @@ class Sandbox:
         (done at install, before the folder takes its final name)."""
         if not self.separate_users:
             return
-        gid = self.uid_for(unique_identifier)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            os.fchown(fd, 0, gid)
-            os.fchmod(fd, 0o750)
-        finally:
-            os.close(fd)
+        own_dir(directory, 0, self.uid_for(unique_identifier), 0o750)
 
     def make_readable(self, root: Path) -> None:
         """Code and environments: owned by the daemon, readable (never writable) by plugin users.
