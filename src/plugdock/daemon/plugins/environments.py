@@ -337,8 +337,9 @@ class EnvironmentManager:
         self.index_url = index_url
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        # Builds as the builder uid run one at a time: after each one every process of that uid is killed,
-        # and its output is taken back from it, which another build of the same uid could disturb.
+        # Builds that may run third-party code (sdists allowed) run one at a time: their output is taken back
+        # from the builder uid, which another such build, running as the same uid, could disturb meanwhile.
+        # Wheel-only builds run nothing but uv, so they run side by side (each has its own cgroup).
         self._builder_lock = threading.Lock()
         for stale in (home / "build").glob("*.work"):  # a build cut short by a crash
             shutil.rmtree(stale, ignore_errors=True)
@@ -372,7 +373,7 @@ class EnvironmentManager:
             if builder is None:
                 self._build(path, interpreter, requirements, wheels, say, None)
             else:
-                with self._builder_lock:
+                with self._builder_lock if requirements.allow_sdists else contextlib.nullcontext():
                     self._build(path, interpreter, requirements, wheels, say, builder)
             with self.db.session() as s:
                 s.merge(Environment(id=env_id, python_version=python_version, path=str(path), status="ready"))
