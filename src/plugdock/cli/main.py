@@ -34,9 +34,16 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from plugdock.cli import authoring, daemon_commands, packaging_commands, plugin_commands, typed_commands
+    from plugdock.cli import (
+        authoring,
+        daemon_commands,
+        migrate_commands,
+        packaging_commands,
+        plugin_commands,
+        typed_commands,
+    )
 
-    for module in (authoring, packaging_commands, plugin_commands, typed_commands, daemon_commands):
+    for module in (authoring, packaging_commands, plugin_commands, typed_commands, daemon_commands, migrate_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
