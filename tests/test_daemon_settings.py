@@ -38,3 +38,35 @@ def test_bad_settings_are_named(tmp_path: Path) -> None:
     config.write_text("portt = 1\n")
     with pytest.raises(PlugdockError, match="unknown setting 'portt'"):
         load_settings(config, environ={"PLUGDOCK_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("True", True), ("1", True), ("t", True), ("on", True),
+                                             ("false", False), ("FALSE", False), ("0", False), ("f", False),
+                                             ("no", False)])
+def test_booleans_read_as_the_official_daemon_reads_them(tmp_path: Path, text: str, value: bool) -> None:
+    settings = load_settings(environ={"PLUGDOCK_HOME": str(tmp_path), "FORCE_VERIFYING_SIGNATURE": text})
+    assert settings.force_verifying_signature is value
+
+
+def test_a_mistyped_boolean_is_refused_rather_than_read_as_false(tmp_path: Path) -> None:
+    """`ture` once turned signature verification off without a word."""
+    with pytest.raises(PlugdockError, match="setting force_verifying_signature: 'ture' is not a valid bool"):
+        load_settings(environ={"PLUGDOCK_HOME": str(tmp_path), "FORCE_VERIFYING_SIGNATURE": "ture"})
+
+
+def test_an_unreadable_trusted_key_stops_the_start_naming_the_variable_and_file(tmp_path: Path) -> None:
+    env = {"PLUGDOCK_HOME": str(tmp_path), "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS": "/nowhere/k.pem"}
+    load_settings(environ=env)  # not enabled: not read (the banner says the keys are ignored)
+    with pytest.raises(PlugdockError) as refused:
+        load_settings(environ={**env, "THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED": "true"})
+    assert str(refused.value) == ("third_party_signature_keys (env THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS): "
+                                  "/nowhere/k.pem: cannot read public key: No such file or directory")
+
+
+def test_the_debug_socket_is_not_a_setting(tmp_path: Path) -> None:
+    names = {name for name, _, _ in load_settings(environ={"PLUGDOCK_HOME": str(tmp_path)}).describe()}
+    assert "remote_installing_socket" not in names and "sources" not in names
+    config = tmp_path / "c.toml"
+    config.write_text("remote_installing_socket = 1\n")
+    with pytest.raises(PlugdockError, match="unknown setting 'remote_installing_socket'"):
+        load_settings(config, environ={"PLUGDOCK_HOME": str(tmp_path)})

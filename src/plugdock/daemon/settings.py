@@ -13,12 +13,20 @@ import secrets
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from plugdock.errors import PlugdockError
 
+if TYPE_CHECKING:
+    import socket
+
+    from plugdock.packaging.signature import SignaturePolicy
+
 NETWORK_MODES = ("deny-local", "deny-private", "open")
 SECRET_FIELDS = {"server_key", "inner_api_key", "db_url"}
+NOT_SETTINGS = {"sources", "remote_installing_socket"}
+TRUE_WORDS = ("1", "t", "true", "yes", "on")  # Go's strconv.ParseBool, which the official daemon uses, and yes/on
+FALSE_WORDS = ("0", "f", "false", "no", "off")
 
 
 def default_home() -> Path:
@@ -36,8 +44,10 @@ class Settings:
     port: int = 5002
     server_key: str = ""
     db_url: str = ""
-    force_verifying_signature: bool = True
+    force_verifying_signature: bool = True  # refuse uploads that do not verify (off: they install, unverified)
+    third_party_signature_verification_enabled: bool = False  # trust third_party_signature_keys beside Dify's key
     third_party_signature_keys: list[str] = field(default_factory=list)
+    enforce_langgenius_plugin_signatures: bool = True  # bundle members by langgenius must be signed by Dify
     max_package_size: int = 52428800
     max_execution_timeout: int = 600
     max_stdout_line: int = 5 * 1024 * 1024
@@ -84,6 +94,18 @@ class Settings:
     plugin_max_open_files: int = 1024
     plugin_max_processes: int = 2048  # threads count too: the official SDK's pool may hold 1000
     sources: dict[str, str] = field(default_factory=dict)
+    # Not a setting: the remote-debugging socket `plugdock serve` binds before anything starts, so that a
+    # taken port is one error line instead of a failed start-up.
+    remote_installing_socket: socket.socket | None = field(default=None, repr=False, compare=False)
+
+    def signature_policy(self) -> SignaturePolicy:
+        """Which keys verify an upload and what must verify, from the official daemon's four settings."""
+        from plugdock.packaging.signature import SignaturePolicy
+
+        return SignaturePolicy.create(required=self.force_verifying_signature,
+                                      third_party_enabled=self.third_party_signature_verification_enabled,
+                                      third_party_keys=self.third_party_signature_keys,
+                                      enforce_langgenius=self.enforce_langgenius_plugin_signatures)
 
     @property
     def database_url(self) -> str:
@@ -103,7 +125,7 @@ class Settings:
         """(name, value, source) for ``--print-config``; secrets are masked."""
         out = []
         for f in fields(self):
-            if f.name == "sources":
+            if f.name in NOT_SETTINGS:
                 continue
             value = getattr(self, f.name)
             shown = "***" if f.name in SECRET_FIELDS and value else str(value)
@@ -123,7 +145,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "server_key": ("SERVER_KEY", "PLUGDOCK_SERVER_KEY"),
     "db_url": ("DB_URL", "PLUGDOCK_DB_URL"),
     "force_verifying_signature": ("FORCE_VERIFYING_SIGNATURE",),
+    "third_party_signature_verification_enabled": ("THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED",),
     "third_party_signature_keys": ("THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS",),
+    "enforce_langgenius_plugin_signatures": ("ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES",),
     "max_package_size": ("MAX_PLUGIN_PACKAGE_SIZE",),
     "max_execution_timeout": ("PLUGIN_MAX_EXECUTION_TIMEOUT",),
     "max_stdout_line": ("PLUGIN_RUNTIME_MAX_BUFFER_SIZE",),
@@ -174,7 +198,12 @@ def _coerce(name: str, value: Any) -> Any:
         if kind == "Path":
             return Path(str(value)).expanduser()
         if kind == "bool":
-            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text not in TRUE_WORDS + FALSE_WORDS:  # a typo must not turn FORCE_VERIFYING_SIGNATURE off
+                raise ValueError(value)
+            return text in TRUE_WORDS
         if kind == "int":
             return int(value)
         if kind == "float":
@@ -200,7 +229,7 @@ def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None 
             data = json.loads(raw) if config_file.suffix == ".json" else tomllib.loads(raw)
         except (OSError, ValueError) as exc:
             raise PlugdockError(f"config file {config_file}: {exc}") from exc
-        known = {f.name for f in fields(Settings)} - {"sources"}
+        known = {f.name for f in fields(Settings)} - NOT_SETTINGS
         for key, value in data.items():
             name = key.lower().replace("-", "_")
             if name not in known:
@@ -237,7 +266,24 @@ def load_settings(config_file: Path | None = None, flags: dict[str, Any] | None 
         parse_host_port(entry, "plugin_network_allow")
     if settings.start_plugins not in ("lazy", "boot"):
         raise PlugdockError(f"start_plugins must be 'lazy' or 'boot', not {settings.start_plugins!r}")
+    _check_signature_keys(settings)
     return settings
+
+
+def _check_signature_keys(settings: Settings) -> None:
+    """A trusted key file that cannot be read stops the start, naming it: the official daemon then fails
+    every signature silently, refusing even Marketplace packages."""
+    if not settings.third_party_signature_verification_enabled:
+        return
+    from plugdock.errors import KeyFileError
+    from plugdock.packaging.signature import load_public_key
+
+    where = settings.sources.get("third_party_signature_keys", "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS")
+    for path in settings.third_party_signature_keys:
+        try:
+            load_public_key(path.strip())
+        except KeyFileError as exc:
+            raise KeyFileError(f"third_party_signature_keys ({where}): {exc.message}") from None
 
 
 class NetworkPolicyError(PlugdockError):

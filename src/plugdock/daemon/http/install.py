@@ -56,7 +56,8 @@ async def upload_bundle(d: DaemonDep, tenant_id: str, dify_bundle: UploadFile = 
         member = archive.read(dep.value.path) or archive.read(f"_assets/{dep.value.path}")
         if member is None:
             raise PackageError(f"package {dep.value.path!r} is not inside the bundle")
-        decoded = await asyncio.to_thread(d.installer.decode, member, verify_signature.lower() == "true")
+        decoded = await asyncio.to_thread(d.installer.decode, member, verify_signature.lower() == "true",
+                                        False, True)  # a bundle member: ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES
         out.append({"type": dep.type,
                     "value": {"unique_identifier": str(decoded.identifier), "manifest": decoded.declaration}})
     return envelope.success(out)

@@ -107,7 +107,7 @@ async def install_bundle(installer: Installer, settings: Settings, tenant: str, 
     identifiers = []
     for member in await fetch_members(bundle, archive, settings):
         try:
-            decoded = await asyncio.to_thread(installer.decode, member.data, verify_signature)
+            decoded = await asyncio.to_thread(installer.decode, member.data, verify_signature, False, True)
         except PackageError as exc:
             raise PackageError(f"{member.reference}: {exc.message}") from exc
         identifiers.append(str(decoded.identifier))

@@ -23,11 +23,10 @@ from plugdock.daemon.settings import Settings
 from plugdock.daemon.state.blobs import LocalBlobStore
 from plugdock.daemon.state.db import Database
 from plugdock.daemon.state.models import Installation, InstallTask, PluginRecord
-from plugdock.errors import PackageError, PlugdockError, SignatureError
+from plugdock.errors import PackageError, PlugdockError
 from plugdock.packaging.archive import ArchiveSource, PackageArchive
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
-from plugdock.packaging.signature import load_public_key, verify_package
 from plugdock.schema.declaration import plugin_declaration
 from plugdock.schema.model_templates import resolve_model_declaration
 from plugdock.schema.plugin import load_plugin
@@ -61,10 +60,12 @@ class Installer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- upload ---------------------------------------------------------------------------------------
-    def decode(self, data: bytes, verify_signature: bool = False, trusted: bool = False) -> Decoded:
+    def decode(self, data: bytes, verify_signature: bool = False, trusted: bool = False,
+               bundle_member: bool = False) -> Decoded:
         """Check a package and remember it; raises with the precise reason it is refused.
 
-        ``trusted`` (the operator's own files, named at start-up) skips the signature policy only.
+        ``trusted`` (the operator's own files, named at start-up) skips the signature policy only;
+        ``bundle_member`` adds ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES, as the official bundle upload does.
         """
         archive = PackageArchive.open(data, max_size=self.settings.max_package_size)
         plugin = load_plugin(ArchiveSource(archive))
@@ -73,8 +74,9 @@ class Installer:
             raise PackageError(f"the package is not a valid plugin: {details}")
         if plugin.manifest.author and len(plugin.manifest.author) == 36 and plugin.manifest.author.count("-") == 4:
             raise PackageError("the package's author looks like a UUID, which marks remote-debugging plugins")
-        verification = self._verify(archive, not trusted and (verify_signature
-                                                              or self.settings.force_verifying_signature))
+        verification = self.settings.signature_policy().check(
+            archive, not trusted and (verify_signature or self.settings.force_verifying_signature),
+            plugin.manifest.author if bundle_member and not trusted else None)
         files = archive.read_all()
         manifest = plugin.manifest
         identifier = PluginIdentifier(manifest.author, manifest.name, manifest.version, package_checksum(files))
@@ -117,26 +119,6 @@ class Installer:
         if data is None:
             raise NotFound(f"asset {asset_id} not found")
         return data
-
-    def _verify(self, archive: PackageArchive, required: bool) -> dict[str, Any] | None:
-        if not archive.comment:
-            if required:
-                raise SignatureError(
-                    "the package is not signed, and this daemon requires signatures; sign it (plugdock sign) and "
-                    "add the public key to THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS, or set "
-                    "FORCE_VERIFYING_SIGNATURE=false")
-            return None
-        keys = [load_public_key(path) for path in self.settings.third_party_signature_keys]
-        try:
-            info = verify_package(archive, keys)
-        except SignatureError as exc:
-            if required:
-                trusted = ", ".join(self.settings.third_party_signature_keys) or "none configured"
-                raise SignatureError(f"{exc.message} (trusted keys: {trusted}); add the signer's public key to "
-                                     "THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS or set "
-                                     "FORCE_VERIFYING_SIGNATURE=false") from exc
-            return None
-        return {"authorized_category": info.category or "community"}
 
     def record(self, unique_identifier: str) -> PluginRecord:
         with self.db.session() as s:
