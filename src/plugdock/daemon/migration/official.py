@@ -142,8 +142,11 @@ def read_database(url: str) -> OfficialState:
     """Installations, endpoints and the (tenant, plugin) pairs that stored keys, in one read-only snapshot."""
     try:
         engine = make_engine(url)
+    except ImportError as exc:  # the official daemon also runs on MySQL, whose driver plugdock does not ship
+        raise OfficialStateError(f"--db: the database driver {exc.name or ''} is not installed; for MySQL, "
+                                 "pip install pymysql and give a mysql+pymysql:// URL") from None
     except (SQLAlchemyError, ValueError) as exc:
-        raise OfficialStateError(f"--db: cannot use database URL ({type(exc).__name__}: {exc})") from None
+        raise OfficialStateError(f"--db: cannot use the database URL ({type(exc).__name__}: {exc})") from None
     state = OfficialState()
     try:
         with engine.connect() as conn:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 Kind = Literal["package", "installation", "endpoint", "storage"]
 KINDS: tuple[Kind, ...] = ("package", "installation", "endpoint", "storage")
+LABELS = {"package": "packages", "installation": "installations", "endpoint": "endpoints", "storage": "storage keys"}
 
 
 class Counts(BaseModel):
@@ -62,7 +63,7 @@ class Report(BaseModel):
     def lines(self) -> list[str]:
         """The report as the command prints it: one line per kind, each skip, each warning, then the outcome."""
         verb = "would create" if self.dry_run else "created"
-        out = [f"{kind + 's':<14} {verb} {c.created}, unchanged {c.unchanged}, skipped {c.skipped}"
+        out = [f"{LABELS[kind]:<14} {verb} {c.created}, unchanged {c.unchanged}, skipped {c.skipped}"
                for kind, c in self.counts.items()]
         out += [f"skipped {s.kind} {s.item}: {s.reason}" for s in self.skipped]
         out += [f"warning: {w}" for w in self.warnings]
