@@ -58,7 +58,8 @@ from plugdock.sdk import Endpoint
 
 class Show(Endpoint):
     def _invoke(self, r, values, settings):
-        return Response(json.dumps(dict(settings)), status=200, content_type="application/json")
+        stored = self.session.storage.get("greeting").decode()
+        return Response(json.dumps({**settings, "stored": stored}), status=200, content_type="application/json")
 '''
 
 
@@ -120,6 +121,7 @@ def test_official_state_is_imported_once_and_served(tmp_path: Path) -> None:
         official.store(t1, "plugdock/echo_tool", "greeting", b"hello")
         official.store(t1, "plugdock/echo_tool", "nested/deep/key", bytes(range(256)))
         official.store(t2, "plugdock/hello_endpoint", "count", b"3")  # kept though t2 has not installed it
+        official.store(t1, "tester/hooks", "greeting", b"stored hello")  # read back by the plugin below
         (storage / "persistence" / t1 / "plugdock/echo_tool" / "link").symlink_to("/etc/hostname")
         official.close()
         enterable(home)
@@ -129,14 +131,14 @@ def test_official_state_is_imported_once_and_served(tmp_path: Path) -> None:
         assert code == 1 and "7 item(s) could not be imported" in err, err
         dry = json.loads(out)  # the flaky package's environment is not built in a dry run: its refusal comes later
         assert dry["dry_run"] is True and counts(dry) == {"package": (4, 0, 2), "installation": (5, 0, 3),
-                                                          "endpoint": (2, 0, 2), "storage": (3, 0, 1)}
+                                                          "endpoint": (2, 0, 2), "storage": (4, 0, 1)}
         assert not home.exists()  # a dry run writes nothing, not even the home
 
         code, out, err = run_migrate(home, url, storage, "--json")
         assert code == 1, err
         report = json.loads(out)
         assert counts(report) == {"package": (3, 0, 3), "installation": (4, 0, 4), "endpoint": (2, 0, 2),
-                                  "storage": (3, 0, 1)}
+                                  "storage": (4, 0, 1)}
         assert "zip" in reason(report, "package", GARBLED)
         assert "its package is not in the storage folder" in reason(report, "package", MISSING)
         assert "direct URL requirements are off" in reason(report, "package", "tester/flaky")
@@ -182,7 +184,7 @@ def test_official_state_is_imported_once_and_served(tmp_path: Path) -> None:
         assert "packages       created 0, unchanged 3, skipped 3" in out
         code, out, _ = run_migrate(home, url, storage, "--json")
         assert counts(json.loads(out)) == {"package": (0, 3, 3), "installation": (0, 4, 4), "endpoint": (0, 2, 2),
-                                           "storage": (0, 3, 1)}
+                                           "storage": (0, 4, 1)}
 
     host = FakeHost()
     daemon = DaemonProcess(home, DIFY_INNER_API_URL=host.url, DIFY_INNER_API_KEY=INNER_KEY).start()
@@ -196,7 +198,8 @@ def test_official_state_is_imported_once_and_served(tmp_path: Path) -> None:
         assert events[0]["data"]["message"]["text"] == "moved"
         public = httpx.Client(base_url=daemon.url, timeout=120)
         assert public.get(f"/e/{hello_hook}/hello", params={"name": "you"}).text == "Hi, you!"
-        assert public.get(f"/e/{hooks_hook}/show").json() == {"api_key": "k-123", "greeting": "yo"}
+        assert public.get(f"/e/{hooks_hook}/show").json() == {"api_key": "k-123", "greeting": "yo",
+                                                             "stored": "stored hello"}
         hooks_listing = daemon.data(daemon.client.get(f"/plugin/{t1}/endpoint/list"))
         assert {e["hook_id"] for e in hooks_listing} == {hello_hook, hooks_hook}
     finally:
