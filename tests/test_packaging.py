@@ -11,7 +11,7 @@ import pytest
 
 from plugdock.errors import PackageError, PackageLimitExceeded, ValidationFailed
 from plugdock.packaging.archive import PackageArchive
-from plugdock.packaging.build import build_package
+from plugdock.packaging.build import build_package, collect_files
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import InvalidIdentifier, PluginIdentifier
 
@@ -75,11 +75,24 @@ def test_invalid_plugin_is_not_packaged(tool_plugin: Path) -> None:
     assert any("main.py" in str(p) for p in info.value.problems)
 
 
-def test_symlinks_are_refused(tool_plugin: Path, tmp_path: Path) -> None:
+def test_a_link_out_of_the_plugin_is_refused_naming_its_target(tool_plugin: Path, tmp_path: Path) -> None:
     (tmp_path / "outside.txt").write_text("x")
     (tool_plugin / "link.txt").symlink_to(tmp_path / "outside.txt")
-    with pytest.raises(PackageError, match="link.txt: symbolic links cannot be packaged"):
+    with pytest.raises(ValidationFailed) as failed:
         build_package(tool_plugin)
+    (problem,) = [p for p in failed.value.problems if p.is_error]
+    assert problem.file == "link.txt" and f"symbolic link to '{tmp_path / 'outside.txt'}'" in problem.message
+    assert "leaves the plugin" in problem.message
+    with pytest.raises(PackageError, match="link.txt: symbolic link to .*outside.txt'?, which leaves the plugin"):
+        collect_files(tool_plugin)
+
+
+def test_a_link_to_a_file_inside_is_packed_as_its_target(tool_plugin: Path) -> None:
+    (tool_plugin / "docs").mkdir()
+    (tool_plugin / "docs" / "README.md").symlink_to("../README.md")
+    built = build_package(tool_plugin)
+    archive = PackageArchive.open(built.data)
+    assert archive.read("docs/README.md") == (tool_plugin / "README.md").read_bytes()
 
 
 def test_checksum_matches_the_official_algorithm() -> None:

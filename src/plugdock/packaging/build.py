@@ -31,13 +31,18 @@ class BuiltPackage:
 
 
 def collect_files(root: Path) -> list[tuple[str, bytes]]:
+    """Every file ``.difyignore`` keeps; a link to a file inside the plugin is packed as its target's bytes, as the
+    official packager packs it, and any other link is refused (``DirectorySource`` says which and why)."""
     source = DirectorySource(root, exclude=ignore_filter(root))
+    refused = [link for link in source.links if link.refused]
+    if refused:
+        raise PackageError("; ".join(f"{link.path}: {link.message()}" for link in refused))
     out = []
     for rel in source.files():
-        path = root / rel
-        if path.is_symlink():
-            raise PackageError(f"{rel}: symbolic links cannot be packaged; copy the file or add it to .difyignore")
-        out.append((rel, path.read_bytes()))
+        data = source.read(rel)
+        if data is None:
+            raise PackageError(f"{rel}: cannot be read")
+        out.append((rel, data))
     return out
 
 

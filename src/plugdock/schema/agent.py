@@ -16,6 +16,7 @@ AgentParameterType = Literal[
 
 
 class AgentStrategyParameter(DifyModel):
+    lenient_i18n = ("help",)
     name: str = Field(min_length=1, max_length=1023)
     label: I18nObject
     help: I18nObject | None = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 VERSION_PATTERN = r"\d{1,4}(\.\d{1,4}){2}(-\w{1,16})?"
 VERSION_RE = re.compile(f"^{VERSION_PATTERN}$")
@@ -29,6 +29,33 @@ class DifyModel(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
+
+    # i18n fields that the official daemon reads leniently: a mapping without ``en_US`` (``help: {text: ...}``)
+    # decodes there into empty text; plugdock leaves such a field out and warns instead of refusing the file.
+    lenient_i18n: ClassVar[tuple[str, ...]] = ()
+    _notes: list[tuple[tuple[str | int, ...], str]] = PrivateAttr(default_factory=list)
+
+    def note(self, path: tuple[str | int, ...], message: str) -> None:
+        """A warning about this declaration at ``path`` (relative to it); validation reports it with its line."""
+        self._notes.append((path, message))
+
+    @property
+    def notes(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return list(self._notes)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _lenient_fields(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        dropped = []
+        if cls.lenient_i18n and isinstance(data, dict):
+            dropped = [k for k in cls.lenient_i18n if isinstance(data.get(k), dict) and "en_US" not in data[k]]
+            if dropped:
+                data = {k: v for k, v in data.items() if k not in dropped}
+        model = handler(data)
+        for key in dropped:
+            model.note((key,), f"{key} has no en_US text, so it is left out; the official daemon reads it as "
+                               f"empty text (write {key}: {{en_US: ...}})")
+        return model
 
     def to_data(self) -> dict[str, Any]:
         """The declaration as plain data, exactly the fields the author wrote (plus kept extras)."""
@@ -80,6 +107,7 @@ ProviderConfigType = Literal[
 class ProviderConfig(DifyModel):
     """One credential (tool providers) or setting (endpoint groups) field."""
 
+    lenient_i18n = ("help",)
     name: str | None = Field(default=None, min_length=1, max_length=1023)
     type: ProviderConfigType
     scope: str | None = None

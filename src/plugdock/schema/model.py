@@ -48,6 +48,7 @@ PARAMETER_TEMPLATES: dict[str, dict[str, Any]] = {
 class ParameterRule(DifyModel):
     """One tunable parameter of a model, written out or taken from a ``use_template``."""
 
+    lenient_i18n = ("help",)
     name: str = Field(min_length=1, max_length=255)
     use_template: str | None = Field(default=None, max_length=255)
     label: I18nObject | None = None
@@ -122,6 +123,8 @@ class FormOption(DifyModel):
 
 
 class CredentialFormSchema(DifyModel):
+    lenient_i18n = ("help",)
+
     variable: str = Field(min_length=1, max_length=255)
     label: I18nObject
     type: FormType
@@ -141,8 +144,24 @@ class CredentialFormSchema(DifyModel):
         return self
 
 
+# The official entities' ``lte=32``: a validate tag, which the official daemon applies only to remote debugging.
+MAX_CREDENTIAL_FORMS = 32
+
+
+def _many_forms(model: DifyModel, forms: list[CredentialFormSchema] | None) -> None:
+    if forms and len(forms) > MAX_CREDENTIAL_FORMS:
+        model.note(("credential_form_schemas",), f"{len(forms)} credential_form_schemas, over the official "
+                   f"{MAX_CREDENTIAL_FORMS}; the official daemon installs the package but refuses the declaration "
+                   "from a remote-debugging plugin")
+
+
 class ProviderCredentialSchema(DifyModel):
-    credential_form_schemas: list[CredentialFormSchema] | None = Field(default=None, max_length=32)
+    credential_form_schemas: list[CredentialFormSchema] | None = None
+
+    @model_validator(mode="after")
+    def _count(self) -> ProviderCredentialSchema:
+        _many_forms(self, self.credential_form_schemas)
+        return self
 
 
 class FieldModelSchema(DifyModel):
@@ -152,7 +171,12 @@ class FieldModelSchema(DifyModel):
 
 class ModelCredentialSchema(DifyModel):
     model: FieldModelSchema
-    credential_form_schemas: list[CredentialFormSchema] | None = Field(default=None, max_length=32)
+    credential_form_schemas: list[CredentialFormSchema] | None = None
+
+    @model_validator(mode="after")
+    def _count(self) -> ModelCredentialSchema:
+        _many_forms(self, self.credential_form_schemas)
+        return self
 
 
 class ProviderHelp(DifyModel):

@@ -7,13 +7,10 @@ plugin runtime and the daemon, so every part agrees on what a valid plugin is.
 
 from __future__ import annotations
 
-import ast
 import fnmatch
-import os
-from collections.abc import Callable
+import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path as FsPath
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -22,63 +19,15 @@ from plugdock.schema.endpoint import EndpointDeclaration, EndpointProviderDeclar
 from plugdock.schema.manifest import PluginManifest
 from plugdock.schema.model import MODEL_TYPE_KEYS, ModelDeclaration, ModelFileRefs, ModelProviderDeclaration
 from plugdock.schema.problems import Problem
+from plugdock.schema.python_check import check_sources
+from plugdock.schema.sources import DirectorySource, FileSource, is_safe_relative
 from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
 from plugdock.schema.validation import validate_document
 from plugdock.schema.yaml_source import Path, YamlDocument, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
-MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
-
-class FileSource(Protocol):
-    """Read-only view of a plugin's files, by POSIX path relative to the plugin root."""
-
-    name: str
-
-    def read(self, path: str) -> bytes | None: ...
-
-    def files(self) -> list[str]: ...
-
-
-class DirectorySource:
-    """A plugin folder on disk; ``exclude`` hides files (e.g. those ``.difyignore`` leaves out)."""
-
-    def __init__(self, root: str | os.PathLike[str], exclude: Callable[[str], bool] | None = None) -> None:
-        self.root = FsPath(root).resolve()
-        self.name = str(root)
-        self._exclude = exclude
-        self._files: list[str] | None = None
-
-    def files(self) -> list[str]:
-        if self._files is None:
-            found = []
-            for dirpath, dirnames, filenames in os.walk(self.root):
-                rel_dir = FsPath(dirpath).relative_to(self.root).as_posix()
-                prefix = "" if rel_dir == "." else rel_dir + "/"
-                if self._exclude:
-                    dirnames[:] = [d for d in dirnames if not self._exclude(prefix + d + "/")]
-                dirnames.sort()
-                for name in sorted(filenames):
-                    rel = prefix + name
-                    if not (self._exclude and self._exclude(rel)):
-                        found.append(rel)
-            self._files = found
-        return self._files
-
-    def read(self, path: str) -> bytes | None:
-        if not is_safe_relative(path) or path not in set(self.files()):
-            return None
-        try:
-            return (self.root / path).read_bytes()
-        except OSError:
-            return None
-
-
-def is_safe_relative(path: str) -> bool:
-    """A reference inside a plugin must stay inside it: relative, no ``..``, no backslashes."""
-    if not path or path.startswith(("/", "\\")) or "\\" in path or (len(path) > 1 and path[1] == ":"):
-        return False
-    return ".." not in path.split("/")
+__all__ = ["DirectorySource", "FileSource", "LoadedPlugin", "is_safe_relative", "load_plugin"]
 
 
 @dataclass
@@ -168,6 +117,7 @@ class _Loader:
         self.assets_rules(manifest, doc)
         self.permission_rules(manifest, doc)
         self.source_rules()
+        self.link_rules()
         return self.result
 
     def manifest_rules(self, manifest: PluginManifest, doc: YamlDocument) -> None:
@@ -202,10 +152,26 @@ class _Loader:
             return
         if not is_safe_relative(value):
             self.ref_problem(doc, path, f"source path {value!r} must be relative to the plugin root, without '..'")
+        elif not value.endswith(".py"):
+            self.non_python_source(doc, path, value)
         elif value not in self.all_files:
             self.ref_problem(doc, path, f"Python source {value!r} does not exist in the plugin")
         elif value not in self.result.python_sources:
             self.result.python_sources.append(value)
+
+    def non_python_source(self, doc: YamlDocument, path: Path, value: str) -> None:
+        """The official SDK imports a source by module name (its path without the suffix), not by file."""
+        module = posixpath.splitext(value)[0]
+        stem = module + ".py"
+        dotted = module.replace("/", ".")
+        if stem in self.all_files:
+            self.ref_problem(doc, path, f"source {value!r} is not a .py file; the official SDK imports the module "
+                             f"{dotted!r} by name, which is {stem!r}: name that file", severity="warning")
+            if stem not in self.result.python_sources:
+                self.result.python_sources.append(stem)
+        else:
+            self.ref_problem(doc, path, f"source {value!r} is not a .py file, and {stem!r}, the module {dotted!r} "
+                             "the official SDK would import, does not exist in the plugin")
 
     def tool_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
         doc = self.document(path, mdoc, ref, "tool provider")
@@ -269,7 +235,8 @@ class _Loader:
                        if fnmatch.fnmatchcase(f, pattern) and "/" not in f[len(pattern.rsplit("/", 1)[0]) + 1:]
                        and not f.endswith("_position.yaml")]
             if not matched:
-                self.ref_problem(doc, ("models", key, "predefined", index), f"no model file matches {pattern!r}")
+                self.ref_problem(doc, ("models", key, "predefined", index), f"no model file matches {pattern!r}; "
+                                 "the official daemon loads no predefined models from it", severity="warning")
             for file in matched:
                 mdoc = self.document(file, doc, ("models", key, "predefined", index), "model")
                 model = self.model(ModelDeclaration, mdoc) if mdoc else None
@@ -382,19 +349,14 @@ class _Loader:
                              severity="warning")
 
     def source_rules(self) -> None:
-        for path in self.result.python_sources:
-            data = self.source.read(path)
-            if data is None:
-                continue
-            if len(data) > MAX_SOURCE_BYTES:
-                self.add([Problem(path, 1, 1, "", f"source is over the {MAX_SOURCE_BYTES}-byte limit")])
-                continue
-            try:
-                ast.parse(data, filename=path)
-            except SyntaxError as exc:
-                self.add([Problem(path, exc.lineno or 1, exc.offset or 1, "", f"Python syntax error: {exc.msg}")])
-            except ValueError as exc:
-                self.add([Problem(path, 1, 1, "", f"Python source cannot be read: {exc}")])
+        sources = {path: data for path in self.result.python_sources if (data := self.source.read(path)) is not None}
+        manifest = self.result.manifest
+        self.add(check_sources(sources, manifest.meta.runner.version if manifest else ""))
+
+    def link_rules(self) -> None:
+        for link in getattr(self.source, "links", []):
+            severity = "error" if link.refused else "warning"
+            self.add([Problem(link.path, None, None, "", link.message(), severity)])
 
 
 def _source(extra: Any) -> str | None:

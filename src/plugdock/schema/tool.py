@@ -95,10 +95,14 @@ class ToolDeclaration(DifyModel):
 
     @model_validator(mode="after")
     def _unique_parameters(self) -> ToolDeclaration:
-        names = [p.name for p in self.parameters or []]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"parameter names must be unique; repeated: {', '.join(dupes)}")
+        first: dict[str, int] = {}
+        for index, parameter in enumerate(self.parameters or []):
+            if parameter.name not in first:
+                first[parameter.name] = index
+                continue
+            self.note(("parameters", index, "name"),
+                      f"parameter {parameter.name!r} repeats parameters[{first[parameter.name]}]; the official "
+                      "daemon installs the tool with both declarations; rename or remove one")
         return self
 
 

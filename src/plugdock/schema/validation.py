@@ -7,6 +7,7 @@ for unknown keys that look like typos of known ones.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from typing import Any, TypeVar
 
@@ -157,7 +158,8 @@ def _message(err: dict[str, Any]) -> str:
 
 def typo_warnings(model: BaseModel, doc: YamlDocument, path: Path = ()) -> list[Problem]:
     """Unknown keys are kept, but one that is close to a known field name is probably a typo."""
-    out: list[Problem] = []
+    out: list[Problem] = [doc.problem((*path, *rel), message, severity="warning") for rel, message in
+                          getattr(model, "notes", [])]
     known = set(type(model).model_fields)
     for key in model.__pydantic_extra__ or {}:
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
@@ -182,14 +184,49 @@ def _walk(value: Any, doc: YamlDocument, path: Path) -> list[Problem]:
     return []
 
 
+def _booleans_as_text(exc: ValidationError, doc: YamlDocument, prefix: Path, data: Any) -> dict[Path, str]:
+    """Booleans the model wanted as text, with their YAML source text (path relative to ``prefix``)."""
+    found: dict[Path, str] = {}
+    for detail in exc.errors(include_url=False):
+        if detail["type"] != "string_type" or not isinstance(detail.get("input"), bool):
+            continue
+        loc = _clean_loc(tuple(detail["loc"]), data)
+        text = doc.bool_texts.get((*prefix, *loc))
+        if text is not None and isinstance(_at(data, loc), bool):
+            found[loc] = text
+    return found
+
+
+def _put(data: Any, path: Path, value: Any) -> None:
+    for part in path[:-1]:
+        data = data[part]
+    data[path[-1]] = value
+
+
 def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) -> tuple[M | None, list[Problem]]:
-    """Validate ``doc.data`` (or the part at ``prefix``) against ``model_cls``."""
+    """Validate ``doc.data`` (or the part at ``prefix``) against ``model_cls``.
+
+    A YAML boolean where text is expected is read as its source text, as yaml.v3 (the official daemon) fills a
+    Go string, with a warning; the other problems are errors.
+    """
     data = _at(doc.data, prefix)
     if not isinstance(data, dict):
         got = "an empty file" if data is None and not prefix else _yaml_type(data)
         return None, [doc.problem(prefix, f"expected a mapping, got {got}")]
-    try:
-        model = model_cls.model_validate(data)
-    except ValidationError as exc:
-        return None, pydantic_problems(exc, doc, prefix)
-    return model, typo_warnings(model, doc, prefix)
+    notes: list[Problem] = []
+    while True:
+        try:
+            model = model_cls.model_validate(data)
+        except ValidationError as exc:
+            texts = _booleans_as_text(exc, doc, prefix, data)
+            if not texts:
+                return None, notes + pydantic_problems(exc, doc, prefix)
+            if not notes:
+                data = copy.deepcopy(data)  # the document keeps what the author wrote
+            for loc, text in texts.items():
+                _put(data, loc, text)
+                notes.append(doc.problem((*prefix, *loc), f"{text} is a YAML boolean where text is expected; read "
+                                         f"as the text {text!r}, as the official daemon (yaml.v3) reads it; quote "
+                                         "it to say so", severity="warning"))
+            continue
+        return model, notes + typo_warnings(model, doc, prefix)

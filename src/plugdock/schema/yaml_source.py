@@ -69,6 +69,9 @@ class YamlDocument:
     data: Any
     positions: dict[Path, Location] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # The source text of every boolean scalar, by path: yaml.v3 fills a Go string with a scalar's text, so a
+    # ``false`` in a text field is the text "false" to the official daemon.
+    bool_texts: dict[Path, str] = field(default_factory=dict)
 
     def locate(self, path: Path) -> Location:
         """Position of the value at ``path``, or of its nearest present ancestor."""
@@ -111,6 +114,8 @@ class _Converter:
             raise _TooBig(f"nesting deeper than {MAX_YAML_DEPTH} levels")
         self.doc.positions[path] = Location(node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.ScalarNode):
+            if node.tag == "tag:yaml.org,2002:bool":
+                self.doc.bool_texts[path] = node.value
             return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
