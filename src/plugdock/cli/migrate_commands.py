@@ -55,7 +55,7 @@ def migrate_from_official(db_url: str, storage_root: Path, installed_path: str, 
     # a dry run writes nothing: not even the server key load_settings generates for a home that has none
     settings = load_settings(config_file, {"home": home, "server_key": "unused" if dry_run else None})
     layout = Layout(storage_root, installed_path, package_cache_path, persistence_path)
-    report = asyncio.run(migrate(settings, db_url, layout, dry_run))
+    report = asyncio.run(migrate(settings, db_url, layout, dry_run, lambda line: click.echo(line, err=True)))
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

@@ -200,9 +200,13 @@ def apply(daemon: Daemon, plan: Plan, report: Report) -> None:
                 s.flush()
         s.flush()
         for tenant, plugin in sorted(touched):
-            rows = s.execute(select(StorageItem.key, StorageItem.size).where(
-                StorageItem.tenant_id == tenant, StorageItem.plugin_id == plugin))
+            rows = list(s.execute(select(StorageItem.key, StorageItem.size).where(
+                StorageItem.tenant_id == tenant, StorageItem.plugin_id == plugin)))
             total = sum(row_cost(key, size) for key, size in rows)
+            if len(rows) > daemon.settings.storage_max_keys:
+                report.warnings.append(
+                    f"storage of {plugin} for tenant {tenant} holds {len(rows)} keys, over the "
+                    f"{daemon.settings.storage_max_keys} allowed (PLUGDOCK_STORAGE_MAX_KEYS): new keys will be refused")
             usage = s.get(StorageUsage, (tenant, plugin))
             if usage is None:
                 s.add(StorageUsage(tenant_id=tenant, plugin_id=plugin, used=total))
@@ -215,8 +219,17 @@ def apply(daemon: Daemon, plan: Plan, report: Report) -> None:
                     "grow it will be refused")
 
 
-async def _packages(planner: Planner, run: Callable[[str], Awaitable[None]]) -> None:
-    for identifier in planner.packages():
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+async def _packages(planner: Planner, run: Callable[[str], Awaitable[None]], say: Progress) -> None:
+    todo = planner.packages()
+    for index, identifier in enumerate(todo, 1):
+        say(f"package {index}/{len(todo)}: {identifier}")
         try:
             await run(identifier)
         except Exception as exc:  # one bad package is reported; the others proceed
@@ -225,8 +238,11 @@ async def _packages(planner: Planner, run: Callable[[str], Awaitable[None]]) -> 
             planner.package_done(identifier, None)
 
 
-async def migrate(settings: Settings, url: str, layout: Layout, dry_run: bool = False) -> Report:
-    """Import the official state into the home of ``settings``; a dry run writes nothing, anywhere."""
+async def migrate(settings: Settings, url: str, layout: Layout, dry_run: bool = False,
+                  say: Progress = _quiet) -> Report:
+    """Import the official state into the home of ``settings``; a dry run writes nothing, anywhere.
+
+    ``say`` hears what is being done (each package, and each step of its install), for a progress display."""
     state = read_official(url, layout)
     report = Report(dry_run=dry_run)
     for kind, item, reason in state.problems:
@@ -238,7 +254,7 @@ async def migrate(settings: Settings, url: str, layout: Layout, dry_run: bool = 
         async def check(identifier: str) -> None:
             check_package(read_package(layout, identifier), identifier, settings.max_package_size)
 
-        await _packages(planner, check)
+        await _packages(planner, check, say)
         return _finish(planner, settings)
     daemon = Daemon(settings)
     try:
@@ -248,9 +264,10 @@ async def migrate(settings: Settings, url: str, layout: Layout, dry_run: bool = 
         known = set(planner.snap.packages)
 
         async def install(identifier: str) -> None:
-            await import_package(daemon, layout, identifier, identifier in known)
+            await import_package(daemon, layout, identifier, identifier in known,
+                                 lambda step: say(f"  {step}"))
 
-        await _packages(planner, install)
+        await _packages(planner, install, say)
         _finish(planner, settings)
         try:
             apply(daemon, planner.plan, report)

@@ -9,6 +9,7 @@ checksum is part of the identifier, so a changed file is refused rather than ins
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
@@ -48,7 +49,8 @@ def check_package(data: bytes, identifier: str, max_size: int) -> None:
         raise PackageError(f"the package file decodes to {found}, not to the identifier the official database names")
 
 
-async def import_package(daemon: Daemon, layout: Layout, identifier: str, known: bool) -> None:
+async def import_package(daemon: Daemon, layout: Layout, identifier: str, known: bool,
+                         progress: Callable[[str], None] | None = None) -> None:
     """Upload and prepare one package (files and environment); on failure, remove what this call stored.
 
     ``known``: plugdock had a record of it before, which is then left as it was."""
@@ -59,7 +61,7 @@ async def import_package(daemon: Daemon, layout: Layout, identifier: str, known:
     had_blob = installer.packages.get(f"{checksum}.difypkg") is not None
     try:
         await asyncio.to_thread(installer.decode, data, False, True)
-        await installer.prepare(identifier)
+        await installer.prepare(identifier, progress)
     except BaseException:
         if not known:  # prepare removed its folder; the record and the stored package go too
             with daemon.db.session() as s:
