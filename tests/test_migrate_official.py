@@ -272,3 +272,28 @@ def test_a_failing_import_writes_no_row(tmp_path: Path) -> None:
             assert s.execute(select(StorageUsage)).first() is None
     finally:
         asyncio.run(daemon.stop())
+
+
+def test_storage_into_a_postgresql_home(tmp_path: Path) -> None:
+    """The plugdock home's database on PostgreSQL too (DB_URL); a plugin id without an author keeps its own keys."""
+    storage, tenant = tmp_path / "storage", str(uuid.uuid4())
+    with postgres_database() as url, postgres_database("plugdock") as target:
+        official = OfficialDaemon(url, storage)
+        official.store(tenant, "lonely", "a", b"1")  # persistence/<tenant>/lonely/a
+        official.store(tenant, "lonely/nested", "b", b"22")  # an author named like that plugin: not its key
+        official.close()
+        enterable(tmp_path / "home")
+        env_home = tmp_path / "home"
+        run = subprocess.run([sys.executable, "-m", "plugdock", "migrate-from-official", "--storage", str(storage),
+                              "--json"], env={**os.environ, "PLUGDOCK_HOME": str(env_home), "SERVER_KEY": KEY,
+                                              "DB_URL": target, "PLUGDOCK_OFFICIAL_DB_URL": url},
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 0, run.stderr
+        assert counts(json.loads(run.stdout))["storage"] == (2, 0, 0)
+        db = Database(target)
+        try:
+            kv = KVStore(db)
+            assert (kv.get(tenant, "lonely", "a"), kv.get(tenant, "lonely/nested", "b")) == (b"1", b"22")
+            assert not kv.exist(tenant, "lonely", "nested/b")
+        finally:
+            db.close()
