@@ -270,6 +270,7 @@ def test_signature_policy_and_preinstall(tmp_path: Path) -> None:
     public = tmp_path / "trusted.public.pem"
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1))
     d = DaemonProcess(tmp_path / "home", FORCE_VERIFYING_SIGNATURE="true",
+                      THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED="true",  # the keys are trusted only when enabled
                       THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS=str(public))
     d.start("--preinstall", str(EXAMPLES / "echo_tool"), timeout=300)
     try:

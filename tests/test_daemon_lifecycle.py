@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from plugdock.packaging.build import build_package
 
 from conftest import make_plugin
@@ -114,6 +114,12 @@ def test_idle_plugins_are_stopped_and_restart_on_demand(daemon: DaemonProcess, t
     assert call(daemon, "tester/up", "up", "up")[0]["data"]["message"]["text"] == "idle"
 
 
+def booted(d: DaemonProcess) -> dict | None:
+    """/health/check once no plugin is starting any more."""
+    health: dict = d.client.get("/health/check").json()
+    return None if "starting" in health else health
+
+
 def test_boot_start_and_postgresql(tmp_path: Path) -> None:
     name = f"plugdock_e2e_{uuid.uuid4().hex[:8]}"
     admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
@@ -128,8 +134,9 @@ def test_boot_start_and_postgresql(tmp_path: Path) -> None:
             first.stop()
         second = DaemonProcess(tmp_path / "home", DB_URL=url, PLUGDOCK_START_PLUGINS="boot").start()
         try:
-            health = second.client.get("/health/check").json()
-            assert health["pool_status"] == {"installed": 1, "running": 1}  # started at boot
+            # started at boot, in the background: health counts it as starting until it runs
+            health = eventually(lambda: booted(second), "the boot start did not finish")
+            assert health["pool_status"] == {"installed": 1, "running": 1}
             events = second.dispatch("tool/invoke", "plugdock/echo_tool", {
                 "provider": "echo_tool", "tool": "echo_tool", "credentials": {}, "tool_parameters": {"text": "pg"}})
             assert events[0]["data"]["message"]["text"] == "pg"

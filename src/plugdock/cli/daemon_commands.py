@@ -37,15 +37,19 @@ def _require_daemon_extra() -> None:
 @click.option("--sandbox", type=click.Choice(["none", "process"]),
               help="Plugin containment (PLUGDOCK_SANDBOX, default process): limits, no_new_privs and, as root, a "
                    "uid per plugin.")
+@click.option("--allow-unsigned", is_flag=True, default=None,
+              help="Development: install packages that are not signed, or not by a trusted key, marked unverified "
+                   "(FORCE_VERIFYING_SIGNATURE=false).")
 def serve(host: str | None, port: int | None, home: Path | None, config_file: Path | None, db_url: str | None,
-          print_config: bool, preinstall: tuple[Path, ...], sandbox: str | None) -> None:
+          print_config: bool, preinstall: tuple[Path, ...], sandbox: str | None, allow_unsigned: bool | None) -> None:
     """Run the plugin daemon (the official daemon's HTTP API)."""
     from plugdock.daemon.settings import load_settings
 
     warn_password_in_url("--db", db_url, "set DB_URL or PLUGDOCK_DB_URL, or db_url in the --config file,")
 
     settings = load_settings(config_file, {"host": host, "port": port, "home": home, "db_url": db_url,
-                                           "preinstall": [str(p) for p in preinstall] or None, "sandbox": sandbox})
+                                           "preinstall": [str(p) for p in preinstall] or None, "sandbox": sandbox,
+                                           "force_verifying_signature": False if allow_unsigned else None})
     if print_config:
         width = max(len(name) for name, _, _ in settings.describe())
         for name, value, source in settings.describe():
@@ -56,7 +60,10 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
 
     from plugdock.daemon.http.app import create_app
     from plugdock.daemon.http.connections import uvicorn_options
+    from plugdock.daemon.invocation.debugging import bind_debug_port
 
+    if settings.remote_installing_enabled:  # before anything starts: a taken port is one line, not a traceback
+        settings.remote_installing_socket = bind_debug_port(settings)
     connection_options, limits = uvicorn_options(settings)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"plugdock daemon on {base}  (home {settings.home}, database {settings.database_shown})", err=True)
@@ -66,6 +73,8 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
     key_shell = f"$(cat {key_file})" if "generated" in source else "$SERVER_KEY"
     click.echo(f"API key: {'in ' + str(key_file) if 'generated' in source else 'from ' + source}", err=True)
     click.echo(f"sandbox: {settings.sandbox}", err=True)
+    for line in settings.signature_policy().describe():
+        click.echo(line, err=True)
     click.echo(limits.describe(), err=True)
     if settings.preinstall:
         click.echo("try it, once the examples are installed:", err=True)

@@ -29,6 +29,49 @@ from plugdock.daemon.state.secrets_box import SecretBox
 from plugdock.errors import PlugdockError
 
 
+class BootStart:
+    """PLUGDOCK_START_PLUGINS=boot: every installed plugin started in the background, at most
+    PLUGDOCK_MAX_CONCURRENT_LAUNCHES at once (the supervisor's bound), counted for /health/check."""
+
+    def __init__(self, supervisor: Supervisor, identifiers: list[str]) -> None:
+        self.total = len(identifiers)
+        self.started = 0
+        self.failed = 0
+        self._task = asyncio.ensure_future(self._run(supervisor, identifiers))
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    def progress(self) -> dict[str, int] | None:
+        """Counts while plugins are still starting; None once every one has started or failed."""
+        if self.done:
+            return None
+        return {"plugins": self.total, "started": self.started, "failed": self.failed}
+
+    async def _run(self, supervisor: Supervisor, identifiers: list[str]) -> None:
+        async def one(identifier: str) -> None:
+            try:
+                await supervisor.ready(identifier)
+            except PluginUnavailable:  # reported in its logs, and to the first caller
+                self.failed += 1
+                return
+            except Exception as exc:  # one broken plugin never stops the others
+                sys.stderr.write(f"plugdock: could not start {identifier} at boot: {exc}\n")
+                self.failed += 1
+                return
+            self.started += 1
+
+        await asyncio.gather(*(one(i) for i in identifiers))
+        sys.stderr.write(f"plugdock: started {self.started} of {self.total} plugin(s) at boot"
+                         + (f", {self.failed} failed (see plugdock logs)" if self.failed else "") + "\n")
+
+    async def cancel(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 class Daemon:
     """Everything the daemon owns, created at start-up and closed at shutdown."""
 
@@ -57,6 +100,7 @@ class Daemon:
         self.debugging = DebugServer(settings, self.db, self.supervisor, self.installer, self.backwards.handle) \
             if settings.remote_installing_enabled else None
         self.active_requests = 0
+        self.boot: BootStart | None = None
 
     async def start(self) -> None:
         if self.network is not None:  # before the report, which says whether it holds, and before any plugin
@@ -88,10 +132,8 @@ class Daemon:
                              f"{self.debugging.port}\n")
         for path in self.settings.preinstall:
             await self.preinstall(Path(path))
-        if self.settings.start_plugins == "boot":
-            for identifier in list(self.supervisor.instances):
-                with contextlib.suppress(PluginUnavailable):  # reported in its logs and on first use
-                    await self.supervisor.ready(identifier)
+        if self.settings.start_plugins == "boot":  # in the background: the API answers meanwhile
+            self.boot = BootStart(self.supervisor, list(self.supervisor.instances))
 
     async def preinstall(self, path: Path, tenant: str = "default") -> None:
         """Install plugin folders (or a folder of them) or packages the operator named at start-up.
@@ -117,6 +159,8 @@ class Daemon:
             sys.stderr.write(f"plugdock: installed {identifier} for tenant {tenant}\n")
 
     async def stop(self) -> None:
+        if self.boot is not None:
+            await self.boot.cancel()
         if self.debugging is not None:
             await self.debugging.stop()
         await self.supervisor.shutdown()

@@ -29,12 +29,17 @@ router = APIRouter()
 # -- health ----------------------------------------------------------------------------------------
 @router.get("/health/check")
 async def health(d: DaemonDep) -> dict[str, Any]:
+    """The official fields, and ``starting`` (plugins, started, failed) while a boot start runs."""
     running = sum(1 for i in d.supervisor.instances.values() if i.alive())
     problem = await asyncio.to_thread(d.db.problem)
-    return {"status": "degraded" if problem else "ok", "database": problem or "ok",
-            "version": __version__, "platform": "local", "pool_status": {
-        "installed": len(d.supervisor.instances), "running": running},
-        "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
+    answer = {"status": "degraded" if problem else "ok", "database": problem or "ok",
+              "version": __version__, "platform": "local", "pool_status": {
+                  "installed": len(d.supervisor.instances), "running": running},
+              "active_requests": d.active_requests, "active_dispatch_requests": d.active_requests}
+    starting = d.boot.progress() if d.boot is not None else None
+    if starting is not None:
+        answer["starting"] = starting
+    return answer
 
 
 # -- management: what is installed -----------------------------------------------------------------

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import json
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from sqlalchemy import delete, select
 
 from plugdock.daemon.plugins.supervisor import Launch, PluginInstance
 from plugdock.daemon.state.models import Installation, PluginRecord
+from plugdock.errors import PlugdockError
 from plugdock.schema.manifest import PluginManifest
 from plugdock.schema.model_templates import resolve_model_declaration
 
@@ -41,6 +44,26 @@ DECLARATION_KINDS = {"tool_declaration": "tool", "model_declaration": "model", "
 
 class Refused(Exception):
     """Registration refused; the message is the line the plugin receives."""
+
+
+class DebugPortUnavailable(PlugdockError):
+    code = "debug_port_unavailable"
+
+
+def bind_debug_port(settings: Settings) -> socket.socket:
+    """The listening socket of the remote-debugging server, or an error naming the two settings that
+    change it. Bound before the daemon starts (5003, the default, is also the official daemon's)."""
+    host, port = settings.remote_installing_host, settings.remote_installing_port
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=100)
+    except OSError as exc:
+        reason = "the port is taken" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise DebugPortUnavailable(
+            f"cannot listen for remote debugging on {host}:{port} ({reason}): set PLUGIN_REMOTE_INSTALLING_PORT to a "
+            "free port, or PLUGIN_REMOTE_INSTALLING_ENABLED=false to run without remote debugging") from None
+    sock.setblocking(False)
+    return sock
 
 
 def _remaining(deadline: float) -> float:
@@ -99,9 +122,10 @@ class DebugServer:
 
     async def start(self) -> None:
         self.cleanup_stale()
-        self.server = await asyncio.start_server(self.handle, self.settings.remote_installing_host,
-                                                 self.settings.remote_installing_port,
-                                                 limit=self.settings.max_stdout_line + 1)
+        # the socket `plugdock serve` bound, else one of our own (embedded daemons, tests)
+        sock = self.settings.remote_installing_socket or bind_debug_port(self.settings)
+        self.settings.remote_installing_socket = None  # a stopped server closes it: never hand it out twice
+        self.server = await asyncio.start_server(self.handle, sock=sock, limit=self.settings.max_stdout_line + 1)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
