@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from bench.environments import EnvironmentError_, _venv
 
 from daemon_harness import DaemonProcess, eventually
@@ -35,6 +36,8 @@ from plugdock.schema.plugin import DirectorySource, load_plugin
 from conftest import make_plugin
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+OFFICIAL = Path(__file__).resolve().parent / "fixtures" / "official"
+OFFICIAL_PLUGINS = ("openai", "bedrock", "openai_api_compatible")
 GRAPHON = "graphon==0.5.1"
 LANGUAGES = ("en_US", "zh_Hans", "ja_JP", "pt_BR")
 
@@ -188,6 +191,51 @@ def test_the_old_shape_is_what_dify_refused(graphon_python: str) -> None:
     assert "models.0.parameter_rules.0.type: Field required" in result["errors"]
 
 
+# -- official plugins (declarations vendored from langgenius/dify-official-plugins, see fixtures/official/NOTICE) -
+
+
+def official_declarations() -> dict[str, dict[str, Any]]:
+    return {name: declaration_of(OFFICIAL / name) for name in OFFICIAL_PLUGINS}
+
+
+def test_dify_accepts_official_model_declarations(graphon_python: str) -> None:
+    declarations = official_declarations()
+    results = dict(zip(declarations, graphon_check(graphon_python, [d["model"] for d in declarations.values()]),
+                       strict=True))
+    assert {name: r["errors"] for name, r in results.items()} == {name: [] for name in OFFICIAL_PLUGINS}
+    openai = declarations["openai"]["model"]
+    assert len(openai["models"]) == len(results["openai"]["models"]) == 8
+    assert {m["fetch_from"] for m in results["openai"]["models"]} == {"predefined-model"}
+    served = {m["model"]: {r["name"]: r for r in m["parameter_rules"]} for m in openai["models"]}
+    templated = 0
+    for file in (OFFICIAL / "openai" / "models" / "llm").glob("[!_]*.yaml"):
+        model = yaml.safe_load(file.read_text())
+        for written in model["parameter_rules"]:
+            rule = served[model["model"]][written["name"]]
+            template = PARAMETER_RULE_TEMPLATES.get(written.get("use_template") or "")
+            if template is None:
+                continue
+            templated += 1
+            assert rule["type"] == template["type"] and rule["precision"] == written.get("precision",
+                                                                                           template.get("precision"))
+            assert rule["help"] == written.get("help", template["help"])
+            assert rule["label"] == written.get("label", {"en_US": written["name"]})  # the official daemon's rule
+    assert templated >= 4, "the official openai models use use_template"
+
+
+def test_official_quirks_are_served_as_dify_reads_them(graphon_python: str) -> None:
+    declarations = official_declarations()
+    bedrock = declarations["bedrock"]["model"]
+    forms = bedrock["provider_credential_schema"]["credential_form_schemas"]
+    written = yaml.safe_load((OFFICIAL / "bedrock" / "provider" / "bedrock.yaml").read_text())
+    malformed = [f["variable"] for f in written["provider_credential_schema"]["credential_form_schemas"]
+                 if "help" in f and "en_US" not in f["help"]]
+    assert malformed and all("help" not in f for f in forms if f["variable"] in malformed)
+    compatible = declarations["openai_api_compatible"]["model"]
+    assert len(compatible["model_credential_schema"]["credential_form_schemas"]) == 36
+    assert [r["errors"] for r in graphon_check(graphon_python, [bedrock, compatible])] == [[], []]
+
+
 # -- through a real daemon --------------------------------------------------------------------------------
 
 
@@ -239,6 +287,24 @@ def test_the_daemon_serves_resolved_declarations_everywhere(daemon: DaemonProces
     again = d.data(d.client.get("/plugin/t1/management/fetch/manifest",
                                 params={"plugin_unique_identifier": identifier}))
     assert again == manifest
+
+
+@pytest.mark.slow
+def test_the_daemon_takes_official_packages_and_serves_what_dify_accepts(daemon: DaemonProcess,
+                                                                          graphon_python: str) -> None:
+    """Upload as Dify does (decode only): the official declarations, quirks included, pass the daemon's checks."""
+    served = []
+    for name in OFFICIAL_PLUGINS:
+        package = build_package(OFFICIAL / name).data
+        uploaded = daemon.data(daemon.client.post("/plugin/t3/management/install/upload/package",
+                                                  files={"dify_pkg": (f"{name}.difypkg", package)}))
+        assert uploaded["manifest"]["name"] == name
+        served.append(uploaded["manifest"]["model"])
+    def without_icons(provider: dict[str, Any]) -> dict[str, Any]:  # the daemon names icons by their asset hash
+        return {k: v for k, v in provider.items() if not k.startswith("icon")}
+
+    assert [without_icons(m) for m in served] == [without_icons(d["model"]) for d in official_declarations().values()]
+    assert [r["errors"] for r in graphon_check(graphon_python, served)] == [[]] * len(OFFICIAL_PLUGINS)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from plugdock.schema.common import DifyModel, Extra, I18nObject
+from plugdock.schema.model_templates import PARAMETER_RULE_TEMPLATES, resolve_parameter_rule
 
 ModelType = Literal[
     "llm", "text-embedding", "rerank", "speech2text", "moderation", "tts", "text2img",
@@ -20,29 +21,9 @@ FormType = Literal["text-input", "secret-input", "select", "radio", "switch"]
 # Keys of the ``models:`` mapping in a provider file; the values point at model YAML globs.
 MODEL_TYPE_KEYS = ("llm", "text_embedding", "rerank", "tts", "speech2text", "moderation")
 
-# ``use_template`` names the official daemon knows; a rule using one needs no label or type of its own.
-def _template(kind: str, label: str, help_text: str, **bounds: Any) -> dict[str, Any]:
-    return {"type": kind, "label": {"en_US": label}, "help": {"en_US": help_text}, **bounds}
-
-
-PARAMETER_TEMPLATES: dict[str, dict[str, Any]] = {
-    "temperature": _template("float", "Temperature", "Sampling randomness: lower is more focused and repeatable, "
-                             "higher is more varied.", default=0.0, min=0.0, max=1.0, precision=2),
-    "top_p": _template("float", "Top P", "Nucleus sampling: only tokens within this cumulative probability are "
-                       "considered.", default=1.0, min=0.0, max=1.0, precision=2),
-    "top_k": _template("int", "Top K", "Only the K most likely tokens are considered at each step.",
-                       default=50, min=1, max=100, precision=0),
-    "presence_penalty": _template("float", "Presence Penalty", "Penalises tokens that already appeared, to bring "
-                                  "in new topics.", default=0.0, min=0.0, max=1.0, precision=2),
-    "frequency_penalty": _template("float", "Frequency Penalty", "Penalises tokens by how often they appeared, to "
-                                   "reduce repetition.", default=0.0, min=0.0, max=1.0, precision=2),
-    "max_tokens": _template("int", "Max Tokens", "The longest answer, in tokens; raise it when answers are cut "
-                            "short.", default=64, min=1, max=2048, precision=0),
-    "response_format": _template("string", "Response Format", "Ask the model to answer in this format.",
-                                 options=["JSON", "XML"]),
-    "json_schema": _template("string", "JSON Schema", "A JSON Schema the answer must follow."),
-}
-
+# ``use_template`` names the official daemon knows, with its texts; a rule using one needs no label or type of its
+# own. One table for the daemon's resolution and the plugin runtime's schemas (see model_templates).
+PARAMETER_TEMPLATES: dict[str, dict[str, Any]] = PARAMETER_RULE_TEMPLATES
 
 
 class ParameterRule(DifyModel):
@@ -75,11 +56,7 @@ class ParameterRule(DifyModel):
 
     def resolved(self) -> dict[str, Any]:
         """The rule with its template filled in, as the daemon serves it to the host."""
-        data = dict(PARAMETER_TEMPLATES.get(self.use_template or "", {}))
-        data.update({k: v for k, v in self.to_data().items() if v is not None})
-        data.setdefault("label", {"en_US": self.name})
-        data.setdefault("options", [])
-        return data
+        return resolve_parameter_rule(self.to_data())
 
 
 class PriceConfig(DifyModel):
