@@ -4,11 +4,13 @@ baseline measured in the same run (a bare uvicorn echo, the loopback API itself,
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 from bench.environments import REPO
@@ -125,15 +127,16 @@ def install(quick: bool) -> list[Figure]:
     """A package with real dependencies: first install (new environment) against uv installing the same
     requirements alone; a second package with the same dependencies; a reinstall after a restart."""
     from bench.environments import find_python
-    from plugdock.daemon.plugins.environments import plugdock_wheels
+    from plugdock.packaging.build import build_package
 
     first_plugin = _plugin("tool", "deps_a")
     (first_plugin / "requirements.txt").write_text("plugdock>=0.1\nhttpx>=0.27\npydantic>=2.6\n")
     second_plugin = _plugin("tool", "deps_b")
     (second_plugin / "requirements.txt").write_text((first_plugin / "requirements.txt").read_text())
     home = Path(tempfile.mkdtemp(prefix="plugdock-bench-home-"))
-    # Both sides get the same prebuilt plugdock wheel (a one-off per plugdock version, not per install).
-    wheels, _ = plugdock_wheels(home)
+    # uv alone installs what the package holds: its requirements.txt and the plugdock-sdk wheel it carries
+    unpacked = Path(tempfile.mkdtemp(prefix="plugdock-bench-unpacked-"))
+    zipfile.ZipFile(io.BytesIO(build_package(first_plugin).data)).extractall(unpacked)
     daemon = Daemon(home)
     try:
         _, first = daemon.install(first_plugin)
@@ -158,11 +161,12 @@ def install(quick: bool) -> list[Figure]:
         "--python",
         str(venv / "bin" / "python"),
         "-r",
-        str(first_plugin / "requirements.txt"),
-    ] + (["--find-links", str(wheels)] if wheels else [])
-    subprocess.run(cmd, check=True)
+        "requirements.txt",
+    ]
+    subprocess.run(cmd, check=True, cwd=unpacked)
     uv_alone = time.perf_counter() - started
     shutil.rmtree(venv.parent, ignore_errors=True)
+    shutil.rmtree(unpacked, ignore_errors=True)
     return [
         Figure("install: first (new environment)", "plugdock daemon", "s", [first]),
         Figure("install: first (new environment)", "uv alone", "s", [uv_alone]),

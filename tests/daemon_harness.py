@@ -58,9 +58,10 @@ def enterable(home: Path) -> None:
 
 
 class DaemonProcess:
-    def __init__(self, home: Path, **env: str) -> None:
+    def __init__(self, home: Path, python: str = sys.executable, **env: str) -> None:
         enterable(home)
         self.home = home
+        self.python = python  # the interpreter plugdock is installed in (a wheel-installed one in some tests)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "PLUGDOCK_HOME": str(home), "SERVER_KEY": KEY, "SERVER_PORT": str(self.port),
@@ -69,7 +70,7 @@ class DaemonProcess:
         self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=300)
 
     def start(self, *args: str, timeout: float = 30) -> DaemonProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "serve", *args], env=self.env,
+        self.proc = subprocess.Popen([self.python, "-m", "plugdock", "serve", *args], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while True:

@@ -23,16 +23,16 @@ from plugdock.errors import PackageError, PackageLimitExceeded, ValidationFailed
 from plugdock.packaging import build
 from plugdock.packaging.archive import PackageArchive
 from plugdock.packaging.build import (
-    FIXED_TIME,
     build_bundle,
     build_package,
     collect_files,
     is_bundle,
-    write_zip,
 )
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.ignore import ignore_filter
+from plugdock.packaging.ship_runtime import ship_runtime
 from plugdock.packaging.uv import uv_binary
+from plugdock.packaging.zipfiles import FIXED_TIME, write_zip
 from plugdock.schema.plugin import LoadedPlugin
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -57,7 +57,8 @@ def deflate6(content: bytes) -> bytes:
 
 
 def tree_size(root: Path) -> int:
-    return sum(len(content) for _, content in collect_files(root))
+    """What the limit counts: every file of the package, the plugdock-sdk wheel it carries included."""
+    return sum(len(content) for _, content in ship_runtime(collect_files(root)))
 
 
 # -- write_zip: the same input, the same bytes -----------------------------------------------------------
@@ -118,25 +119,30 @@ def test_collect_files_applies_the_ignore_file_and_reads_contents(tmp_path: Path
                                        ("sub/b.txt", b"\x00\x01")]
 
 
-def test_a_symlink_is_refused_by_name_unless_ignored(tmp_path: Path) -> None:
-    (tmp_path / "real.txt").write_text("x")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "link.txt").symlink_to(tmp_path / "real.txt")
+def test_a_link_inside_is_packed_as_its_target_and_one_outside_refused_by_name_unless_ignored(
+    tmp_path: Path,
+) -> None:
+    plugin = tmp_path / "plugin"
+    (plugin / "sub").mkdir(parents=True)
+    (plugin / "real.txt").write_text("x")
+    (plugin / "sub" / "link.txt").symlink_to(plugin / "real.txt")
+    assert collect_files(plugin) == [("real.txt", b"x"), ("sub/link.txt", b"x")]  # as the official packager
+    (tmp_path / "outside.txt").write_text("secret")
+    (plugin / "sub" / "out.txt").symlink_to(tmp_path / "outside.txt")
     with pytest.raises(PackageError) as refused:
-        collect_files(tmp_path)
+        collect_files(plugin)
     assert type(refused.value) is PackageError
-    assert str(refused.value) == ("sub/link.txt: symbolic links cannot be packaged; copy the file or add it "
-                                  "to .difyignore")
-    (tmp_path / ".difyignore").write_text("sub/link.txt\n")
-    assert [name for name, _ in collect_files(tmp_path)] == [".difyignore", "real.txt"]
+    assert str(refused.value).startswith(f"sub/out.txt: symbolic link to {str(tmp_path / 'outside.txt')!r}")
+    (plugin / ".difyignore").write_text("sub/out.txt\n")
+    assert [name for name, _ in collect_files(plugin)] == [".difyignore", "real.txt", "sub/link.txt"]
 
 
 # -- build_package ---------------------------------------------------------------------------------------
 
 def test_a_package_is_the_sorted_tree_with_its_identifier(tool_plugin: Path) -> None:
     built = build_package(tool_plugin)
-    files = sorted(collect_files(tool_plugin))
-    assert built.files == [name for name, _ in files]
+    files = ship_runtime(sorted(collect_files(tool_plugin)))  # requirements name plugdock: its wheel goes in
+    assert built.files == [name for name, _ in files] and "wheels/plugdock_sdk-0.1.0-py3-none-any.whl" in built.files
     assert built.files[:5] == [".difyignore", "PRIVACY.md", "README.md", "_assets/icon.svg", "main.py"]
     assert [i.filename for i in entries(built.data)] == built.files
     assert PackageArchive.open(built.data).read_all() == files
@@ -184,6 +190,7 @@ def test_ignored_files_stay_out_of_the_package(tool_plugin: Path) -> None:
 def test_the_size_limit_counts_every_file_and_names_the_five_largest(tool_plugin: Path) -> None:
     for i, size in enumerate([9000, 9400, 9100, 9500, 9300, 9200]):
         (tool_plugin / f"blob{i}.bin").write_bytes(b"\0" * size)
+    (tool_plugin / "requirements.txt").write_text("werkzeug>=3.0\n")  # no shipped wheel among the largest
     total = tree_size(tool_plugin)
     assert len(build_package(tool_plugin, max_size=total).data) > 0  # exactly at the limit
     with pytest.raises(PackageLimitExceeded) as refused:
@@ -241,7 +248,9 @@ def test_uv_export_makes_requirements_txt(uv_plugin: Path, monkeypatch: pytest.M
     monkeypatch.setattr(build, "uv_binary", lambda: "/opt/uv/bin/uv")
     monkeypatch.setattr(subprocess, "run", fake)
     built = build_package(uv_plugin)
-    assert fake.calls == [(["/opt/uv/bin/uv", *UV_ARGS], {"cwd": uv_plugin, "capture_output": True, "check": False})]
+    assert [cmd for cmd, _ in fake.calls] == [["/opt/uv/bin/uv", *UV_ARGS]]
+    # run on a copy of the dependency files (plugdock may have pointed them at the wheel the package carries)
+    assert fake.calls[0][1]["cwd"] != uv_plugin and fake.calls[0][1]["capture_output"] is True
     files = dict(PackageArchive.open(built.data).read_all())
     assert files["requirements.txt"] == b"httpx==0.27.0\n"
     assert built.files == sorted(built.files) and "uv.lock" in built.files and "pyproject.toml" in built.files

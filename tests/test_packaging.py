@@ -62,6 +62,7 @@ def test_gitignore_used_when_no_difyignore(tool_plugin: Path) -> None:
 
 def test_size_limit_names_the_biggest_files(tool_plugin: Path) -> None:
     (tool_plugin / "big.bin").write_bytes(b"\0" * 20000)
+    (tool_plugin / "requirements.txt").write_text("werkzeug>=3.0\n")  # no plugdock: no shipped wheel to list first
     with pytest.raises(
         PackageLimitExceeded, match=r"over the 10000-byte limit; largest files: big.bin \(20000 bytes\)"
     ):

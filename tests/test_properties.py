@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plugdock.packaging.archive import PackageArchive
-from plugdock.packaging.build import write_zip
 from plugdock.packaging.checksum import package_checksum
+from plugdock.packaging.zipfiles import write_zip
 from plugdock.schema import KINDS, ModelDeclaration, PluginManifest, ToolDeclaration
 from plugdock.schema.plugin import load_plugin
 from plugdock.schema.validation import validate_document

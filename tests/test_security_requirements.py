@@ -165,9 +165,9 @@ def test_a_shipped_wheel_may_not_leave_the_folder_through_a_link(plugin: tuple[P
 def test_plain_requirements_with_markers_extras_hashes_and_continuations_pass() -> None:
     text = ("six>=1.16 ; python_version >= '3.8'   # inline comment\n"
             "requests[socks]==2.31.0 \\\n    --hash=sha256:" + "a" * 64 + " --hash sha384:" + "b" * 96 + "\n"
-            "PlugDock\n")
+            "Flask_Login\n")
     checked = check_requirements(text.encode(), Path("/nonexistent"))
-    assert [(line.number, line.name) for line in checked.lines] == [(1, "six"), (2, "requests"), (4, "plugdock")]
+    assert [(line.number, line.name) for line in checked.lines] == [(1, "six"), (2, "requests"), (4, "flask-login")]
     assert checked.lines[1].hashes == ("sha256:" + "a" * 64, "sha384:" + "b" * 96)
     assert checked.render().splitlines()[1] == f"requests[socks]==2.31.0 --hash=sha256:{'a' * 64} " \
                                                f"--hash=sha384:{'b' * 96}"

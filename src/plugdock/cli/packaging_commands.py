@@ -11,8 +11,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from plugdock.errors import SignatureError
 from plugdock.packaging.archive import DEFAULT_MAX_SIZE, PackageArchive
-from plugdock.packaging.build import build_bundle, build_package, collect_files, is_bundle
+from plugdock.packaging.build import build_bundle, build_package, is_bundle, package_files
 from plugdock.packaging.checksum import package_checksum
+from plugdock.packaging.runtime_wheel import WHEEL_FOLDER
 from plugdock.packaging.signature import (
     CATEGORIES,
     load_private_key,
@@ -61,6 +62,11 @@ def package(directory: Path, output: Path | None, max_size: str) -> None:
     target.write_bytes(built.data)
     for warning in built.plugin.problems:
         click.secho(str(warning), fg="yellow", err=True)
+    shipped = next((name for name in built.files if name.startswith(f"{WHEEL_FOLDER}/plugdock_sdk-")), None)
+    if shipped is not None:
+        size = len(PackageArchive.open(built.data).read(shipped) or b"")
+        click.echo(f"carries {shipped} ({size // 1024} KiB): installs with no index serving plugdock; "
+                   "`plugdock port --to dify` targets the official SDK instead", err=True)
     click.secho(f"packaged {target} ({len(built.data)} bytes, {len(built.files)} files)", fg="green", err=True)
     click.echo(str(built.identifier))
 
@@ -68,9 +74,9 @@ def package(directory: Path, output: Path | None, max_size: str) -> None:
 @click.command()
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 def checksum(target: Path) -> None:
-    """Print the checksum of a .difypkg or plugin folder, as the official daemon computes it."""
+    """Print the checksum of a .difypkg, or of the package a plugin folder makes, as the official daemon computes it."""
     if target.is_dir():
-        click.echo(package_checksum(collect_files(target)))
+        click.echo(package_checksum(package_files(target)))
     else:
         click.echo(package_checksum(PackageArchive.open(target).read_all()))
 

@@ -99,7 +99,9 @@ COMMANDS = [generate]
               help="Which SDK the imports should name afterwards.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 def port(directory: Path, target: str, dry_run: bool) -> None:
-    """Rewrite a plugin's imports between the official dify_plugin SDK and plugdock (same names, same API)."""
+    """Rewrite a plugin's imports between the official dify_plugin SDK and plugdock (same names, same API).
+
+    Packages of a plugdock plugin carry plugdock inside; --to dify makes a plugin for the official SDK instead."""
     from plugdock.sdk.compat import port_source
 
     changed = 0
@@ -125,7 +127,8 @@ def port(directory: Path, target: str, dry_run: bool) -> None:
                   line.strip().lower().startswith("dify-plugin") else line for line in lines]
         if ported != lines:
             requirements.write_text("\n".join(ported) + "\n")
-            click.echo("rewrote requirements.txt (dify-plugin -> plugdock)")
+            click.echo("rewrote requirements.txt (dify-plugin -> plugdock; `plugdock package` ships plugdock inside "
+                       "the package, so it installs in Dify too)")
     click.echo(f"{changed} file(s) {'to change' if dry_run else 'changed'}")
 
 

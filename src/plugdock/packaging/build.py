@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
-import zipfile
-from collections.abc import Callable
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +12,11 @@ from plugdock.packaging.archive import DEFAULT_MAX_SIZE
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
 from plugdock.packaging.ignore import ignore_filter
+from plugdock.packaging.runtime_wheel import build_runtime_wheel
+from plugdock.packaging.ship_runtime import rewrite_requirements, ship_runtime
 from plugdock.packaging.uv import uv_binary
+from plugdock.packaging.zipfiles import ProgressFn, write_zip
 from plugdock.schema.plugin import DirectorySource, LoadedPlugin, load_plugin
-
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the zip epoch: the same input always gives the same bytes
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -46,7 +43,7 @@ def collect_files(root: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def _uv_requirements(root: Path) -> bytes:
+def _uv_requirements(contents: dict[str, bytes]) -> bytes:
     """The official packager derives requirements.txt from uv.lock when a plugin only has pyproject + lock."""
     uv = uv_binary()
     if not uv:
@@ -57,29 +54,25 @@ def _uv_requirements(root: Path) -> bytes:
     # --no-dev, not --no-group dev: uv refuses the latter when the project defines no dev group
     cmd = [uv, "export", "--frozen", "--format", "requirements.txt", "--no-dev", "--no-emit-project",
            "--no-hashes", "--no-header", "--no-annotate"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, check=False)
+    with tempfile.TemporaryDirectory(prefix="plugdock-export-") as tmp:
+        for name in ("pyproject.toml", "uv.lock"):
+            Path(tmp, name).write_bytes(contents[name])
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, check=False)
     if proc.returncode != 0:
         raise PackageError(f"uv export failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
 
 
-def write_zip(files: list[tuple[str, bytes]], comment: bytes = b"", progress: ProgressFn | None = None) -> bytes:
-    """A zip with fixed timestamps and permissions, entries in the given order, deflate-compressed."""
-    buffer = io.BytesIO()
-    total = sum(len(c) for _, c in files)
-    done = 0
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, content in files:
-            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, content, compresslevel=6)
-            done += len(content)
-            if progress:
-                progress(done, total)
-        zf.comment = comment
-    return buffer.getvalue()
+def package_files(root: Path) -> list[tuple[str, bytes]]:
+    """What the package of the folder holds, sorted: its files, the plugdock-sdk wheel when it names plugdock
+    (dependency files pointed at it), and a requirements.txt exported from uv.lock when it has only that."""
+    files = ship_runtime(collect_files(root))
+    contents = dict(files)
+    if "requirements.txt" not in contents and {"pyproject.toml", "uv.lock"} <= contents.keys():
+        exported = _uv_requirements(contents)
+        files.append(("requirements.txt", rewrite_requirements(exported, build_runtime_wheel())
+                      if any(n.startswith("wheels/plugdock_sdk-") for n in contents) else exported))
+    return sorted(files, key=lambda item: item[0])
 
 
 def is_bundle(root: Path) -> bool:
@@ -115,11 +108,7 @@ def build_package(
     plugin = load_plugin(DirectorySource(root, exclude=ignore_filter(root)))
     if not plugin.ok or plugin.manifest is None:
         raise ValidationFailed(f"{root}: the plugin has {len(plugin.errors)} error(s)", plugin.problems)
-    files = collect_files(root)
-    names = {n for n, _ in files}
-    if "requirements.txt" not in names and {"pyproject.toml", "uv.lock"} <= names:
-        files.append(("requirements.txt", _uv_requirements(root)))
-    files.sort(key=lambda item: item[0])
+    files = package_files(root)
     total = sum(len(c) for _, c in files)
     if total > max_size:
         top = sorted(files, key=lambda item: -len(item[1]))[:5]

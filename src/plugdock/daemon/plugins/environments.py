@@ -102,42 +102,6 @@ def find_interpreter(version: str) -> str:
     )
 
 
-_plugdock_wheel_lock = threading.Lock()
-
-
-def plugdock_wheels(home: Path) -> tuple[Path | None, str]:
-    """A folder holding a wheel of the running plugdock when it runs from a source checkout, and its hash.
-
-    Plugins built with plugdock list it in requirements.txt; until it is on the package index the
-    daemon offers its own build through ``--find-links``.
-    """
-    import plugdock
-
-    source = Path(plugdock.__file__).resolve().parents[2]
-    if not (source / "pyproject.toml").exists():
-        return None, ""
-    digest = hashlib.sha256()
-    for path in sorted((source / "src" / "plugdock").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(source).as_posix().encode())
-            digest.update(path.read_bytes())
-    digest.update((source / "pyproject.toml").read_bytes())
-    key = digest.hexdigest()[:16]
-    target = home / "wheels" / key
-    with _plugdock_wheel_lock:
-        if not any(target.glob("plugdock-*.whl")):
-            target.mkdir(parents=True, exist_ok=True)
-            build = subprocess.run([*uv_command(), "build", "--wheel", "-q", "-o", str(target), str(source)],
-                                   capture_output=True, text=True, check=False)
-            if build.returncode != 0:
-                raise EnvironmentBuildError(f"could not build plugdock's own wheel: {build.stderr[-1000:]}")
-        # The builder uid reads it through --find-links (``wheels`` itself lets others enter, not list).
-        os.chmod(target, 0o755)
-        for wheel in target.glob("plugdock-*.whl"):
-            os.chmod(wheel, 0o644)
-    return target, key
-
-
 # What a build as the builder uid sees of the daemon's environment: how to reach the index, nothing else.
 PASSED_TO_BUILDS = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
                     "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
@@ -354,11 +318,11 @@ class EnvironmentManager:
                progress: Progress | None = None) -> PythonEnv:
         """The environment for these (policy-checked) requirements, built if it does not exist yet."""
         say = progress or (lambda _msg: None)
-        wheels, wheel_key = plugdock_wheels(self.home) if "plugdock" in requirements.names else (None, "")
         interpreter = find_interpreter(python_version)
         if self.sandbox is not None:  # confined plugin users must be able to run it
             interpreter = self.sandbox.reachable_interpreter(interpreter)
-        env_id = self.key(requirements.source, python_version, f"{wheel_key}\0{interpreter}")
+        # the empty field held the hash of the daemon's own plugdock build once: kept, so existing environments stay
+        env_id = self.key(requirements.source, python_version, f"\0{interpreter}")
         with self._locks_guard:
             lock = self._locks.setdefault(env_id, threading.Lock())
         with lock:
@@ -371,16 +335,16 @@ class EnvironmentManager:
             say(f"building environment {env_id[:12]} with Python {python_version}")
             builder = self.sandbox.builder_uid if self.sandbox is not None else None
             if builder is None:
-                self._build(path, interpreter, requirements, wheels, say, None)
+                self._build(path, interpreter, requirements, say, None)
             else:
                 with self._builder_lock if requirements.allow_sdists else contextlib.nullcontext():
-                    self._build(path, interpreter, requirements, wheels, say, builder)
+                    self._build(path, interpreter, requirements, say, builder)
             with self.db.session() as s:
                 s.merge(Environment(id=env_id, python_version=python_version, path=str(path), status="ready"))
             return PythonEnv(env_id, path)
 
-    def _build(self, path: Path, interpreter: str, requirements: CheckedRequirements, wheels: Path | None,
-               say: Progress, builder: int | None) -> None:
+    def _build(self, path: Path, interpreter: str, requirements: CheckedRequirements, say: Progress,
+               builder: int | None) -> None:
         """Build into ``<id>.building`` (as the builder uid when there is one), take it back, rename it into place."""
         staging = path.with_name(path.name + ".building")
         shutil.rmtree(staging, ignore_errors=True)
@@ -403,10 +367,6 @@ class EnvironmentManager:
                        "-r", str(req_file)]
                 if not requirements.allow_sdists:
                     cmd += ["--only-binary", ":all:"]
-                if wheels is not None:  # given on the command line, it would hide the operator's UV_FIND_LINKS
-                    operator = [link.strip() for link in os.environ.get("UV_FIND_LINKS", "").split(",")]
-                    for link in (str(wheels), *filter(None, operator)):
-                        cmd += ["--find-links", link]
                 if self.index_url:
                     cmd += ["--index-url", self.index_url]
                 say("installing dependencies with uv")

@@ -15,6 +15,9 @@ backend. So each logical line (comments and blank lines dropped, ``\\`` continua
   ``name @ git+https://…``; a URL to anything but a ``.whl`` must be built, so it needs
   ``PLUGDOCK_ALLOW_SDISTS`` too.
 
+``plugdock`` and ``plugdock-sdk`` are accepted only as such a wheel (``plugdock package`` ships one): no index
+publishes them, so a name lookup would install whatever a stranger registered under it.
+
 Any of them may end with ``--hash=ALG:HEX`` options (sha256, sha384, sha512). Everything else is refused with
 ``requirements.txt:LINE`` and the reason: other options, bare URLs, absolute paths, ``..``, ``~``, ``${VAR}``
 (uv expands variables, which would carry the daemon's environment into a URL).
@@ -42,6 +45,7 @@ HASH_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 REMOTE_SCHEMES = ("https", "http", "git+https", "git+http", "git+ssh")
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".tar.xz", ".tar")
 MAX_PROBLEMS = 10
+OURS = ("plugdock", "plugdock-sdk")  # only ever from the wheel a package carries: no index publishes them
 OPTION_REASONS = {
     "-r": "reads another file", "--requirement": "reads another file",
     "-c": "reads another file", "--constraint": "reads another file",
@@ -228,6 +232,10 @@ def _check_line(number: int, line: str, plugin_dir: Path, allow_direct_urls: boo
     location = location.strip()
     requirement = _parse_named(spec)
     if requirement is not None and requirement.url is None and not _looks_like_path(location):
+        if canonicalize_name(requirement.name) in OURS:
+            raise _Refused(f"{requirement.name} would come from the package index, where plugdock is not published "
+                           "(a package of that name there is not ours); packages built with `plugdock package` "
+                           "carry it inside as wheels/plugdock_sdk-*.whl: rebuild this one with it")
         return CheckedLine(number, canonicalize_name(requirement.name), requirement, hashes)
     if requirement is not None and requirement.url is not None:
         url = requirement.url

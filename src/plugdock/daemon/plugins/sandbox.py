@@ -60,7 +60,8 @@ __all__ = ["MARKER", "Confinement", "Sandbox", "SandboxError", "child_setup", "d
            "resident_memory"]
 
 # Directories under the daemon's home a confined plugin must read; everything else there is closed to it.
-READABLE_HOME_DIRS = ("plugins", "envs", "wheels", "interpreters", "runtime", "build")
+READABLE_HOME_DIRS = ("plugins", "envs", "interpreters", "runtime", "build")
+PRIVATE_MOUNT_ROOTS = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run"))  # a plugin's own mounts
 # Directories the daemon keeps to itself; made before any plugin runs, so none is ever open to plugins.
 PRIVATE_HOME_DIRS = ("packages", "assets", "cache")
 KILL_ROUNDS = 50
@@ -192,8 +193,7 @@ class Sandbox:
         """Folders the plugin needs that a private /tmp would cover: the home (code, environments,
         interpreters) when it lies under /tmp, /var/tmp or /dev/shm."""
         home = self.home.resolve()
-        covered = [Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run")]
-        return [home] if any(root == home or root in home.parents for root in covered) else []
+        return [home] if _covered(home) else []
 
     # -- folders ----------------------------------------------------------------------------------------
     def lock_down_home(self) -> None:
@@ -251,6 +251,8 @@ class Sandbox:
         if not self.separate_users:
             return True
         real = Path(os.path.realpath(path))
+        if self.private_mounts and _covered(real) and not real.is_relative_to(self.home.resolve()):
+            return False  # a private /tmp (or /var/tmp, /dev/shm, /run) hides it: only the home is carried over
         return _closed_parent(real) is None and bool(os.stat(real).st_mode & stat.S_IXOTH)
 
     def reachable_interpreter(self, interpreter: str) -> str:
@@ -352,6 +354,11 @@ class Sandbox:
             with contextlib.suppress(OSError, PlugdockError):
                 killed += len(self.cgroups.sweep())
         return killed
+
+
+def _covered(path: Path) -> bool:
+    """Whether a plugin's own mounts cover ``path`` (it lies under /tmp, /var/tmp, /dev/shm or /run)."""
+    return any(root == path or root in path.parents for root in PRIVATE_MOUNT_ROOTS)
 
 
 def _mount_namespaces_work() -> bool:
