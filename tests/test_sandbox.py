@@ -183,3 +183,23 @@ def test_manifest_memory_reading() -> None:
     assert manifest_memory({}) == 256 * 1024 * 1024
     assert manifest_memory({"resource": {"memory": "lots"}}) == 256 * 1024 * 1024
     assert manifest_memory({"resource": {"memory": 1048576}}) == 128 * 1024 * 1024  # floor: the interpreter itself
+
+
+def test_a_binary_a_private_tmp_would_hide_is_not_reachable_unless_it_is_in_the_home(tmp_path: Path) -> None:
+    """A plugdock installed in a venv under /tmp: its uv and interpreter exist for the daemon, not for a build or
+    plugin in its own mount namespace (only the home is carried over), so they are copied or mirrored."""
+    tool = tmp_path / "venv" / "bin" / "uv"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    for folder in (tmp_path / "venv" / "bin", tmp_path / "venv", tmp_path, *tmp_path.parents):
+        if folder != folder.parent:
+            folder.chmod(folder.stat().st_mode | 0o001)
+    sandbox = Sandbox(tmp_path / "home")
+    assert str(tool.resolve()).startswith("/tmp/")
+    assert sandbox.reachable(str(tool)) is not sandbox.private_mounts
+    inside = tmp_path / "home" / "tool"
+    inside.parent.mkdir()
+    inside.write_text("#!/bin/sh\n")
+    inside.chmod(0o755)
+    assert sandbox.reachable(str(inside))
