@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from plugdock.daemon.plugins.dependency_files import read_dependencies
 from plugdock.daemon.plugins.environments import EnvironmentManager
-from plugdock.daemon.plugins.requirements_policy import check_requirements, read_requirements
+from plugdock.daemon.plugins.requirements_policy import check_requirements
 from plugdock.daemon.plugins.supervisor import Launch, Supervisor
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.state.blobs import LocalBlobStore
@@ -208,10 +209,11 @@ class Installer:
                 self.envs.sandbox.make_readable(staging)
                 self.envs.sandbox.restrict_code(unique_identifier, staging)
             os.replace(staging, directory)
-        say("checking requirements.txt")
-        requirements = check_requirements(read_requirements(directory), directory,
+        dependencies = read_dependencies(directory)
+        say(f"checking {dependencies.origin}")
+        requirements = check_requirements(dependencies.source, directory,
                                           allow_direct_urls=self.settings.allow_direct_urls,
-                                          allow_sdists=self.settings.allow_sdists)
+                                          allow_sdists=self.settings.allow_sdists, origin=dependencies.label)
         runner = record.declaration.get("meta", {}).get("runner", {})
         env = await asyncio.to_thread(self.envs.ensure, requirements, str(runner.get("version", "3.12")), say)
         with self.db.session() as s:

@@ -167,7 +167,7 @@ def read_requirements(plugin_dir: Path) -> bytes:
 
 
 def check_requirements(source: bytes, plugin_dir: Path, *, allow_direct_urls: bool = False,
-                       allow_sdists: bool = False) -> CheckedRequirements:
+                       allow_sdists: bool = False, origin: str = FILE_NAME) -> CheckedRequirements:
     """Every line of ``source`` accepted by the policy of the module docstring, or RequirementsRefused naming
     each refused line (up to ``MAX_PROBLEMS``) and why."""
     try:
@@ -181,7 +181,7 @@ def check_requirements(source: bytes, plugin_dir: Path, *, allow_direct_urls: bo
             checked.append(_check_line(number, line, plugin_dir, allow_direct_urls, allow_sdists))
         except _Refused as refused:
             shown = line if len(line) <= 120 else line[:117] + "..."
-            problems.append(f"{FILE_NAME}:{number}: {refused} (`{shown}`)")
+            problems.append(f"{origin}:{number}: {refused} (`{shown}`)")
     if problems:
         more = f"\n(and {len(problems) - MAX_PROBLEMS} more)" if len(problems) > MAX_PROBLEMS else ""
         raise RequirementsRefused("refused requirements:\n" + "\n".join(problems[:MAX_PROBLEMS]) + more)
