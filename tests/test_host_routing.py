@@ -195,6 +195,10 @@ def test_no_host_seals_with_the_local_box(tmp_path: Path) -> None:
     row.settings = json.dumps({"k": SEALED + "eA=="}).encode()
     with pytest.raises(PlugdockError, match="encrypted by the host application"):
         asyncio.run(crypto.open(row))  # type: ignore[arg-type]
+    # settings with no secret field were never encrypted (EncryptRequired): they open without the host
+    crypto.config = lambda _identifier: [{"name": "greeting", "type": "text-input"}]  # type: ignore[method-assign]
+    row.settings = json.dumps({"greeting": "Yo"}).encode()
+    assert asyncio.run(crypto.open(row)) == {"greeting": "Yo"}  # type: ignore[arg-type]
 
 
 def test_frames_are_the_ones_dify_packs() -> None:

@@ -102,11 +102,13 @@ class EndpointSettings:
         raw = bytes(row.settings)
         if not raw.startswith(b"{"):
             return self.stored(raw)
+        config = self.config(row.unique_identifier)
+        if not any(f.get("type") == "secret-input" for f in config):
+            return self.stored(raw)  # nothing in it was encrypted (the official EncryptRequired): no host needed
         if not self.host.configured:
             raise HostError(f"the settings of endpoint {row.id} were encrypted by the host application; configure "
                             "DIFY_INNER_API_URL and DIFY_INNER_API_KEY to use them")
-        return await self._encrypt("decrypt", row.tenant_id, "", row.id, self.stored(raw),
-                                   self.config(row.unique_identifier))
+        return await self._encrypt("decrypt", row.tenant_id, "", row.id, self.stored(raw), config)
 
     async def update(self, row: EndpointRecord, user_id: str, values: dict[str, Any]) -> bytes:
         """New sealed settings: secrets sent back masked keep their stored value (as the official
