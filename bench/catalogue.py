@@ -158,6 +158,27 @@ def report(outcomes: list[Outcome], stubs: list[str], commit: str, verbose: bool
     return lines
 
 
+def graphon_sweep(dest: Path, folders: list[str]) -> list[str]:
+    """Every model provider as plugdock serves it, validated by Dify's ``graphon`` entities (the suite's harness)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from bench.environments import _venv
+    from plugdock.schema.declaration import plugin_declaration
+    from test_model_declarations import GRAPHON, graphon_check  # the harness of the contract tests
+
+    python = _venv("graphon-0.5.1-venv", [GRAPHON], "import graphon.model_runtime.entities.provider_entities")
+    names, providers = [], []
+    for folder in folders:
+        plugin = load_plugin(DirectorySource(dest / folder, exclude=ignore_filter(dest / folder)))
+        if plugin.ok and plugin.model_provider is not None:
+            names.append(folder)
+            providers.append(plugin_declaration(plugin)["model"])
+    results = graphon_check(python, providers)
+    refused = [f"  {name}: {'; '.join(r['errors'][:3])}" for name, r in zip(names, results, strict=True)
+               if r["errors"]]
+    return [f"graphon==0.5.1 ProviderEntity accepts {len(names) - len(refused)}/{len(names)} model providers",
+            *refused]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.catalogue", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mirror", type=Path, default=MIRROR, help="bare git mirror of dify-official-plugins")
@@ -166,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="extract here and keep it (default: a temporary folder)")
     parser.add_argument("--verbose", "-v", action="store_true", help="list every plugin, not only failures")
     parser.add_argument("--json", type=Path, help="also write every outcome, with its warnings, as JSON")
+    parser.add_argument("--graphon", action="store_true",
+                        help="also validate every served model declaration with graphon==0.5.1 (needs PyPI once)")
     args = parser.parse_args(argv)
     commit = resolve_commit(args.mirror, args.commit)
     if not commit.startswith(args.commit):
@@ -180,12 +203,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"\r[{index}/{len(folders)}] {folder:<60}")
             outcomes.append(check_plugin(dest / folder, folder))
         sys.stderr.write("\n")
-    print("\n".join(report(outcomes, stubs, commit, args.verbose)))
+        lines = report(outcomes, stubs, commit, args.verbose)
+        contract = graphon_sweep(dest, folders) if args.graphon else []
+    print("\n".join([*lines, *contract]))
     if args.json:
         args.json.write_text(json.dumps([{"plugin": o.plugin, "ok": o.ok, "package": o.package, "upload": o.upload,
                                           "size": o.size, "errors": [str(p) for p in o.errors],
                                           "warnings": [str(p) for p in o.warnings]} for o in outcomes], indent=1))
-    return 0 if all(o.ok for o in outcomes) else 1
+    return 0 if all(o.ok for o in outcomes) and len(contract) <= 1 else 1
 
 
 if __name__ == "__main__":
