@@ -47,6 +47,22 @@ def test_a_taken_debug_port_is_one_error_line_naming_the_settings(tmp_path: Path
     assert not (tmp_path / "home" / "plugdock.db").exists()  # refused before anything started
 
 
+def test_a_taken_api_port_is_one_error_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PLUGDOCK_HOME": str(tmp_path / "home"), "SERVER_PORT": str(port),
+               "PLUGIN_REMOTE_INSTALLING_PORT": "0"}
+        result = subprocess.run([sys.executable, "-m", "plugdock", "serve"], env=env, capture_output=True,
+                                text=True, timeout=120, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot listen for the HTTP API on 127.0.0.1:{port} (the port is taken): set SERVER_PORT (or --port) "
+        "to a free port"], result.stderr
+    assert not (tmp_path / "home" / "plugdock.db").exists()
+
+
 def test_without_remote_debugging_the_port_is_not_needed(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

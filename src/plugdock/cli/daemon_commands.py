@@ -60,9 +60,12 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
 
     from plugdock.daemon.http.app import create_app
     from plugdock.daemon.http.connections import uvicorn_options
-    from plugdock.daemon.invocation.debugging import bind_debug_port
+    from plugdock.daemon.invocation.debugging import bind_debug_port, listening_socket
 
-    if settings.remote_installing_enabled:  # before anything starts: a taken port is one line, not a traceback
+    # Before anything starts, a taken port is one line: uvicorn binds only after the whole start-up, and a
+    # failed lifespan is a traceback. The API's port is probed (uvicorn binds it itself); the debug port kept.
+    listening_socket(settings.host, settings.port, "the HTTP API", "set SERVER_PORT (or --port) to a free port").close()
+    if settings.remote_installing_enabled:
         settings.remote_installing_socket = bind_debug_port(settings)
     connection_options, limits = uvicorn_options(settings)
     base = f"http://{settings.host}:{settings.port}"

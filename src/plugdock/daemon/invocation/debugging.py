@@ -46,24 +46,28 @@ class Refused(Exception):
     """Registration refused; the message is the line the plugin receives."""
 
 
-class DebugPortUnavailable(PlugdockError):
-    code = "debug_port_unavailable"
+class PortUnavailable(PlugdockError):
+    code = "port_unavailable"
 
 
-def bind_debug_port(settings: Settings) -> socket.socket:
-    """The listening socket of the remote-debugging server, or an error naming the two settings that
-    change it. Bound before the daemon starts (5003, the default, is also the official daemon's)."""
-    host, port = settings.remote_installing_host, settings.remote_installing_port
+def listening_socket(host: str, port: int, what: str, remedy: str) -> socket.socket:
+    """A listening TCP socket on host:port, or one error saying what could not listen and how to fix it."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         sock = socket.create_server((host, port), family=family, backlog=100)
     except OSError as exc:
         reason = "the port is taken" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-        raise DebugPortUnavailable(
-            f"cannot listen for remote debugging on {host}:{port} ({reason}): set PLUGIN_REMOTE_INSTALLING_PORT to a "
-            "free port, or PLUGIN_REMOTE_INSTALLING_ENABLED=false to run without remote debugging") from None
+        raise PortUnavailable(f"cannot listen for {what} on {host}:{port} ({reason}): {remedy}") from None
     sock.setblocking(False)
     return sock
+
+
+def bind_debug_port(settings: Settings) -> socket.socket:
+    """The remote-debugging server's socket, bound before the daemon starts (5003, the default, is also
+    the official daemon's, so the two on one host collide)."""
+    return listening_socket(settings.remote_installing_host, settings.remote_installing_port, "remote debugging",
+                            "set PLUGIN_REMOTE_INSTALLING_PORT to a free port, or PLUGIN_REMOTE_INSTALLING_ENABLED="
+                            "false to run without remote debugging")
 
 
 def _remaining(deadline: float) -> float:
