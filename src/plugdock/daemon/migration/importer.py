@@ -170,8 +170,8 @@ class Planner:
         self.report.created("storage", len(self.plan.storage))
         if self.plan.endpoints and not settings.inner_api_url:
             self.report.warnings.append(
-                f"{len(self.plan.endpoints)} endpoint(s) keep their settings as Dify encrypted them, which plugdock "
-                "opens through the host: set DIFY_INNER_API_URL and DIFY_INNER_API_KEY before serving them")
+                f"{len(self.plan.endpoints)} endpoint(s) keep their settings as Dify encrypted them; secret fields "
+                "open only through the host: set DIFY_INNER_API_URL and DIFY_INNER_API_KEY before serving them")
 
 
 def _stamps(row: OfficialInstallation | OfficialEndpoint) -> dict[str, Any]:
