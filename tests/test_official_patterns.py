@@ -223,6 +223,24 @@ def test_newer_syntax_is_parsed_by_the_python_the_plugin_asks_for(tool_plugin: P
     assert (error.file, error.line, error.message) == ("tools/demo.py", 2, "Python syntax error: invalid syntax")
 
 
+def test_a_newer_host_also_hands_the_parse_to_the_version_asked_for(tool_plugin: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3.13 host accepts syntax a 3.12 plugin cannot run, so it parses with 3.12 too when there is one."""
+    used: list[str] = []
+    parse_with = python_check._parse_with
+
+    def spy(interpreter: str, sources: dict[str, bytes]) -> list[Problem] | None:
+        used.append(interpreter)
+        return parse_with(interpreter, sources)
+
+    monkeypatch.setattr(python_check, "host_version", lambda: (3, 13))
+    monkeypatch.setattr(python_check, "find_python", lambda version: sys.executable)
+    monkeypatch.setattr(python_check, "_parse_with", spy)
+    (tool_plugin / "tools" / "demo.py").write_text("def broken(:\n")
+    (error,) = loaded(tool_plugin).errors
+    assert used == [sys.executable] and error.message == "Python syntax error: invalid syntax"
+
+
 def test_newer_syntax_with_no_such_python_here_is_a_warning(tool_plugin: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(python_check, "host_version", lambda: (3, 11))
@@ -292,3 +310,37 @@ def test_a_shared_ignore_file_linked_from_outside_applies_and_stays_out(tool_plu
     assert warning.file == ".difyignore" and "its patterns apply, but it is left out of the package" in warning.message
     names = build_package(tool_plugin).files
     assert ".difyignore" not in names and "notes/todo.txt" not in names
+
+
+# -- the daemon's upload ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_daemons_upload_takes_every_pattern(tool_plugin: Path, customizable: Path, tmp_path: Path) -> None:
+    from daemon_harness import DaemonProcess
+
+    # PyYAML (YAML 1.1) would turn the `no` into false: edit the text
+    (tool_plugin / "tools" / "demo.yaml").write_text(TOOL_WITH_OPTIONS.replace("source: tools/demo.py",
+                                                                               "source: tools/demo.yaml"))
+
+    def quirks(data: dict[str, Any]) -> None:
+        forms = [{"variable": f"v{i}", "label": {"en_US": f"V{i}"}, "type": "text-input",
+                  "help": {"text": {"en_US": "nested"}}} for i in range(33)]
+        data["model_credential_schema"]["credential_form_schemas"] = forms
+        data["models"] = {"llm": {"predefined": ["models/llm/*.yaml"]}}
+
+    edit_yaml(customizable / "provider" / "cus.yaml", quirks)
+    daemon = DaemonProcess(tmp_path / "home").start()
+    try:
+        manifests = []
+        for root in (tool_plugin, customizable):
+            answer = daemon.client.post("/plugin/t1/management/install/upload/package",
+                                        files={"dify_pkg": ("p.difypkg", build_package(root).data)})
+            manifests.append(daemon.data(answer)["manifest"])
+    finally:
+        daemon.stop()
+    options = manifests[0]["tool"]["tools"][0]["parameters"][0]["options"]
+    assert [o["value"] for o in options] == ["false", "no", "True"]
+    forms = manifests[1]["model"]["model_credential_schema"]["credential_form_schemas"]
+    assert len(forms) == 33 and not any("help" in f for f in forms)
+    assert manifests[1]["model"]["models"] == []

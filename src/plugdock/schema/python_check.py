@@ -1,11 +1,11 @@
 """Check that a plugin's Python files parse, with the Python the plugin asks for.
 
 A plugin written for Python 3.12 may use its syntax (PEP 701 f-strings: tools/attio in the official catalogue),
-which the 3.11 that plugdock may run on refuses. The files are parsed by an interpreter of
-``meta.runner.version`` when the host's own is older and one is found (PATH, pyenv, then uv-managed Pythons,
-the places the daemon builds environments from), in a subprocess that only runs ``ast.parse``; when none is
-found, what the host's Python cannot parse is a warning, since the official daemon runs the plugin with the
-version it asks for.
+which the 3.11 that plugdock may run on refuses, and a 3.13 host accepts syntax a 3.11 plugin cannot run. So
+the files are parsed by an interpreter of ``meta.runner.version`` when the host's own is another version and
+one is found (PATH, pyenv, then uv-managed Pythons, the places the daemon builds environments from), in a
+subprocess that only runs ``ast.parse``. When none is found, the host parses: what an older host cannot parse
+is a warning, since the official daemon runs the plugin with the version it asks for.
 """
 
 from __future__ import annotations
@@ -133,13 +133,14 @@ def check_sources(sources: dict[str, bytes], runner_version: str) -> list[Proble
     sources = {p: d for p, d in sources.items() if len(d) <= MAX_SOURCE_BYTES}
     wanted = wanted_version(runner_version)
     here = host_version()
-    if not sources or wanted is None or wanted <= here:
+    if not sources or wanted is None or wanted == here:
         return problems + _parse_here(sources)
     interpreter = find_python(wanted)
-    if interpreter:
-        parsed = _parse_with(interpreter, sources)
-        if parsed is not None:
-            return problems + parsed
+    parsed = _parse_with(interpreter, sources) if interpreter else None
+    if parsed is not None:
+        return problems + parsed
+    if wanted < here:  # a newer parser is the best stand-in for an older one: what it refuses, 3.x refuses too
+        return problems + _parse_here(sources)
     name, host = _dotted(wanted), _dotted(here)
     return problems + [
         Problem(p.file, p.line, p.column, "", f"{p.message} under Python {host}; the plugin asks for Python {name} "
