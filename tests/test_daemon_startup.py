@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from daemon_harness import DaemonProcess, eventually, free_port
+from daemon_harness import KEY, DaemonProcess, eventually, free_port
 from plugdock.packaging.build import build_bundle, build_package
 
 from conftest import make_plugin
@@ -177,3 +177,55 @@ def test_allow_unsigned_and_the_langgenius_rule_on_bundles(tmp_path: Path) -> No
     finally:
         lenient.stop()
 
+
+
+def plugdock(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plugdock", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def test_the_quick_start_path_through_the_daemon_walked_as_a_user(tmp_path: Path) -> None:
+    """init, package, keygen, sign; then the default daemon refuses the unsigned package saying how to
+    proceed, --allow-unsigned installs it, and trusting the key installs the signed one, verified."""
+    for step in (["init", "weather", "--kind", "tool", "--name", "weather", "--author", "acme", "-y"],
+                 ["package", "weather", "-o", "weather.difypkg"], ["keygen", "--name", "acme", "--bits", "2048"],
+                 ["sign", "weather.difypkg", "--key", "acme.private.pem"]):
+        done = plugdock(*step, cwd=tmp_path)
+        assert done.returncode == 0, (step, done.stderr)
+    key_file = tmp_path / "server.key"
+    key_file.write_text(KEY)
+    key_file.chmod(0o600)
+    home = tmp_path / "home"
+
+    def install(d: DaemonProcess, package: str, tenant: str = "t1") -> subprocess.CompletedProcess[str]:
+        return plugdock("install", package, "--daemon", d.url, "--key-file", str(key_file), "--tenant", tenant,
+                        cwd=tmp_path)
+
+    strict = DaemonProcess(home, FORCE_VERIFYING_SIGNATURE="true").start()
+    try:
+        refused = install(strict, "weather.difypkg")
+    finally:
+        strict.stop()
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("error: daemon refused: package: the package is not signed"), line
+    assert "plugdock serve --allow-unsigned" in line and "THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED=true" in line
+
+    dev = DaemonProcess(home, FORCE_VERIFYING_SIGNATURE="").start("--allow-unsigned")
+    try:
+        installed = install(dev, "weather.difypkg")
+        assert installed.returncode == 0 and installed.stdout.strip().endswith(": installed"), installed.stderr
+    finally:
+        dev.stop()
+
+    trusting = DaemonProcess(home, FORCE_VERIFYING_SIGNATURE="true", THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED="true",
+                             THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS=str(tmp_path / "acme.public.pem")).start()
+    try:
+        installed = install(trusting, "weather.signed.difypkg", tenant="t2")
+        assert installed.returncode == 0, installed.stderr
+        [plugin] = trusting.data(trusting.client.get("/plugin/t2/management/list"))["list"]
+        assert plugin["plugin_id"] == "acme/weather" and plugin["declaration"]["verified"] is True
+    finally:
+        err = stderr_of(trusting)
+    assert f"signature verification: on, 2 trusted keys (Dify's official key, {tmp_path / 'acme.public.pem'}); " \
+           "for your own unsigned plugins during development: plugdock serve --allow-unsigned" in err.splitlines()
