@@ -63,8 +63,9 @@ class BootStart:
             self.started += 1
 
         await asyncio.gather(*(one(i) for i in identifiers))
-        sys.stderr.write(f"plugdock: started {self.started} of {self.total} plugin(s) at boot"
-                         + (f", {self.failed} failed (see plugdock logs)" if self.failed else "") + "\n")
+        if self.total:
+            sys.stderr.write(f"plugdock: started {self.started} of {self.total} plugin(s) at boot"
+                             + (f", {self.failed} failed (see plugdock logs)" if self.failed else "") + "\n")
 
     async def cancel(self) -> None:
         self._task.cancel()
