@@ -7,6 +7,7 @@ the next start, never left "running".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -162,19 +163,18 @@ class Installer:
                     progress("starting the new version")
                     await self.supervisor.ready(identifier)
                 meta = metas[index] if index < len(metas) else {}
-                self._install_for_tenant(tenant_id, identifier, source, meta)
-                if replaces is not None and replaces != identifier:
-                    progress("stopping the old version")
-                    await self.release(replaces)
+                await self.install_for_tenant(tenant_id, identifier, source, meta, replaces, progress)
                 self._update_plugin(task_id, index, "success", "installed", completed=True)
             except PlugdockError as exc:
                 failed = True
                 kept = f" ({replaces} is still installed)" if replaces else ""
                 self._update_plugin(task_id, index, "failed", exc.message + kept, completed=True)
+                await self._release_quietly(identifier)
             except Exception as exc:  # a bug must not leave the task running forever
                 failed = True
                 self._update_plugin(task_id, index, "failed", f"internal error: {type(exc).__name__}: {exc}",
                                     completed=True)
+                await self._release_quietly(identifier)
         self._update(task_id, status="failed" if failed else "success")
 
     async def prepare(self, unique_identifier: str, progress: Any = None) -> None:
@@ -229,7 +229,20 @@ class Installer:
             self.envs.sandbox.restrict_code(unique_identifier, directory)
         self.supervisor.register(Launch(unique_identifier, plugin_id, directory, python, entry, declaration))
 
-    def _install_for_tenant(self, tenant_id: str, identifier: str, source: str, meta: dict[str, Any]) -> None:
+    async def install_for_tenant(self, tenant_id: str, identifier: str, source: str, meta: dict[str, Any],
+                                 replaces: str | None = None, progress: Any = None) -> None:
+        """Switch the tenant to a prepared ``identifier``; the version it replaced (named by the upgrade
+        route, or found installed for the tenant) goes at once if nothing else uses it: its process, code
+        folder and private folder, so an edit-package-install loop leaves one of each per installation."""
+        previous = self._install_for_tenant(tenant_id, identifier, source, meta)
+        for old in sorted({o for o in (previous, replaces) if o is not None and o != identifier}):
+            if progress is not None:
+                progress("stopping the old version")
+            await self.release(old)
+
+    def _install_for_tenant(self, tenant_id: str, identifier: str, source: str,
+                            meta: dict[str, Any]) -> str | None:
+        """Point the tenant's installation of the plugin at ``identifier``; returns the one it replaced."""
         plugin_id = PluginIdentifier.parse(identifier).plugin_id
         with self.db.session() as s:
             existing = s.execute(select(Installation).where(Installation.tenant_id == tenant_id,
@@ -237,8 +250,10 @@ class Installer:
             if existing is None:
                 s.add(Installation(tenant_id=tenant_id, plugin_id=plugin_id, unique_identifier=identifier,
                                    source=source, meta=meta))
-            else:
-                existing.unique_identifier, existing.source, existing.meta = identifier, source, meta
+                return None
+            previous = str(existing.unique_identifier)
+            existing.unique_identifier, existing.source, existing.meta = identifier, source, meta
+            return previous
 
     def _update(self, task_id: str, **values: Any) -> None:
         with self.db.session() as s:
@@ -314,6 +329,12 @@ class Installer:
             identifier = installation.unique_identifier
             s.delete(installation)
         await self.release(identifier)
+
+    async def _release_quietly(self, identifier: str) -> None:
+        """After a failed install: what was prepared for it and nobody uses (a started new version whose
+        switch failed) goes too; a failure to clean up must not hide the install's own error."""
+        with contextlib.suppress(Exception):  # the task already carries the real error
+            await self.release(identifier)
 
     async def release(self, identifier: str) -> None:
         """Stop and remove a package's process and files when no tenant uses it any more."""

@@ -13,6 +13,7 @@ import collections
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -79,10 +80,14 @@ class PluginInstance:
     _backwards: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    def private_folder(self) -> Path:
+        """HOME and TMPDIR of the plugin when it has no private tmpfs; removed with the package."""
+        return self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
+
     def environment(self, confinement: Confinement | None = None) -> dict[str, str]:
         """The allow-list: what the protocol needs, a private home and temp folder, and what the operator names."""
         env_bin = str(self.launch.python.parent)
-        private = self.settings.home / "runtime" / self.launch.unique_identifier.replace("/", "_").replace(":", "_")
+        private = self.private_folder()
         if self.sandbox is not None:
             home, tmp = self.sandbox.private_paths(confinement, private)
         else:
@@ -361,6 +366,8 @@ class Supervisor:
             raise PluginUnavailable(instance._describe())
         lock = self._locks.setdefault(unique_identifier, asyncio.Lock())
         async with lock:
+            if self.instances.get(unique_identifier) is not instance:  # removed while this caller waited
+                raise PluginUnavailable(f"plugin {unique_identifier} is not installed on this daemon")
             if instance.alive():
                 return instance
             if instance.restarts and instance.state == "failed":
@@ -379,9 +386,17 @@ class Supervisor:
         return instance
 
     async def remove(self, unique_identifier: str) -> None:
-        instance = self.instances.pop(unique_identifier, None)
-        if instance is not None:
-            await instance.stop()
+        """Stop the package's process for good and drop its private folder.
+
+        Taken under the start lock, so a start in flight for a caller finishes first and is then stopped,
+        instead of launching a process after the stop that nothing would ever stop."""
+        lock = self._locks.setdefault(unique_identifier, asyncio.Lock())
+        async with lock:
+            instance = self.instances.pop(unique_identifier, None)
+            if instance is not None:
+                await instance.stop()
+                await asyncio.to_thread(shutil.rmtree, instance.private_folder(), True)
+        self._locks.pop(unique_identifier, None)
 
     def start_watchdog(self) -> None:
         self._watch = asyncio.ensure_future(self._watchdog())
