@@ -179,3 +179,16 @@ def test_silent_plugin_is_killed_and_shutdown_stops_everything(tmp_path: Path) -
     assert d.proc is not None and d.proc.returncode in (0, -signal.SIGTERM)
     for pid in children:
         assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_a_fresh_home_without_the_sandbox_runs_plugins(tmp_path: Path) -> None:
+    """--sandbox none (and any start where plugins get no uid of their own) makes the plugins' private folders
+    under a home that lock_down_home never prepared."""
+    daemon = DaemonProcess(tmp_path / "home", PLUGDOCK_SANDBOX="none").start()
+    try:
+        daemon.install(make_plugin(tmp_path / "demo"))
+        events = daemon.dispatch("tool/invoke", "tester/demo", {"provider": "demo", "tool": "demo", "credentials": {},
+                                                                "tool_parameters": {"text": "hi"}})
+        assert events[0]["data"]["message"] == {"text": "hi"}, events
+    finally:
+        daemon.stop()

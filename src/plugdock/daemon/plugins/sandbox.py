@@ -185,6 +185,8 @@ class Sandbox:
         if confinement is not None and confinement.private_mounts:
             return Path("/tmp/home"), Path("/tmp")
         uid, gid = (confinement.uid, confinement.gid) if confinement is not None else (None, None)
+        # the daemon's own folder for these (lock_down_home makes it only when plugins get uids of their own)
+        fallback.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in (fallback, fallback / "tmp"):
             private_dir(folder, uid, gid)
         return fallback, fallback / "tmp"
