@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,12 +64,16 @@ def test_init_validate_package_sign_verify(tmp_path: Path, kind: str, method: st
     assert code == 0, out
     code, out = run("keygen", "--name", "k", "--dir", str(tmp_path), "--bits", "2048")
     assert code == 0, out
+    assert f"THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS={tmp_path / 'k.public.pem'}" in out
     code, out = run("sign", str(pkg), "--key", str(tmp_path / "k.private.pem"))
     assert code == 0, out
     signed = tmp_path / "demo.signed.difypkg"
     assert signed.exists()
     code, out = run("verify", str(signed), "--pubkey", str(tmp_path / "k.public.pem"))
     assert code == 0, out
+    assert re.search(r"signed at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", out) and "k.public.pem" in out
+    code, out = run("verify", str(signed))  # Dify's key alone does not verify a package signed with ours
+    assert code == 1 and "does not verify" in out
     code, out = run("verify", str(pkg), "--pubkey", str(tmp_path / "k.public.pem"))
     assert code == 1
     assert "not signed" in out
@@ -142,3 +147,10 @@ def test_console_script_runs(tool_plugin: Path) -> None:
         [sys.executable, "-m", "plugdock", "validate", str(tool_plugin)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_verify_trusts_difys_key_with_no_pubkey() -> None:
+    marketplace = Path(__file__).parent / "fixtures" / "marketplace" / "langgenius-agent_0.0.14.difypkg"
+    code, out = run("verify", str(marketplace))
+    assert code == 0, out
+    assert "key Dify's official key" in out and "category langgenius" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-from plugdock.errors import SignatureError
 from plugdock.packaging.archive import DEFAULT_MAX_SIZE, PackageArchive
 from plugdock.packaging.build import build_bundle, build_package, is_bundle, package_files
 from plugdock.packaging.checksum import package_checksum
@@ -18,6 +18,7 @@ from plugdock.packaging.signature import (
     CATEGORIES,
     load_private_key,
     load_public_key,
+    official_public_key,
     sign_package,
     verify_package,
     write_keypair,
@@ -91,6 +92,8 @@ def keygen(name: str, directory: Path, bits: int) -> None:
     private, public = write_keypair(name, directory, bits)
     click.echo(f"private key: {private} (keep it secret)")
     click.echo(f"public key:  {public} (give it to daemons that should trust your packages)")
+    click.echo(f"a daemon trusts it with THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED=true and "
+               f"THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS={public}")
 
 
 @click.command()
@@ -113,18 +116,17 @@ def sign(pkg: Path, key_path: Path, category: str, output: Path | None) -> None:
 @click.command()
 @click.argument("pkg", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="PUBLIC.pem to trust (repeatable).")
+              help="PUBLIC.pem to trust besides Dify's official key (repeatable).")
 def verify(pkg: Path, pubkeys: tuple[Path, ...]) -> None:
-    """Verify a package signature; exit 0 only when it is valid."""
+    """Verify a package signature with Dify's official key and any --pubkey; exit 0 only when it is valid."""
     archive = PackageArchive.open(pkg, max_size=DEFAULT_MAX_SIZE * 12)
-    keys = [load_public_key(p) for p in pubkeys]
-    if not keys:
-        raise SignatureError(
-            "no trusted key given: pass --pubkey PUBLIC.pem (plugdock does not ship Dify's official public key)"
-        )
-    info = verify_package(archive, keys)
-    click.secho(f"{pkg}: signature valid (key {pubkeys[info.key_index]}, category {info.category or 'none'}, "
-                f"signed at {info.time})", fg="green")
+    names = ["Dify's official key", *(str(p) for p in pubkeys)]
+    info = verify_package(archive, [official_public_key(), *(load_public_key(p) for p in pubkeys)])
+    signed_at = dt.datetime.fromtimestamp(info.time, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # no verification entry: the daemon counts Dify's own packages (which predate it) as langgenius
+    category = info.category or ("langgenius" if info.key_index == 0 else "none")
+    click.secho(f"{pkg}: signature valid (key {names[info.key_index]}, category {category}, "
+                f"signed at {signed_at})", fg="green")
 
 
 COMMANDS = [package, checksum, keygen, sign, verify]
