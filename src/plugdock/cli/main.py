@@ -40,10 +40,12 @@ def _register() -> None:
         migrate_commands,
         packaging_commands,
         plugin_commands,
+        publish_commands,
         typed_commands,
     )
 
-    for module in (authoring, packaging_commands, plugin_commands, typed_commands, daemon_commands, migrate_commands):
+    for module in (authoring, packaging_commands, plugin_commands, typed_commands, daemon_commands, migrate_commands,
+                   publish_commands):
         for command in module.COMMANDS:
             cli.add_command(command)
 
