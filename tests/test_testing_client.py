@@ -95,3 +95,87 @@ def test_unknown_provider(action: str) -> None:
                                                                                "credentials": {},
                                                                                "tool_parameters": {}})
     assert result.error == {"error_type": "ValueError", "message": "Provider `nope` not found"}
+
+
+# -- issue 17 items 2 and 7: imports as the daemon makes them, and the plugin's frame in errors ---------------
+
+
+def sibling_plugin(root: Path, word: str) -> Path:
+    """The echo example whose tool imports a sibling module by top-level name, as official plugins do
+    (``from tools.parse import …``), at import time and again inside the call."""
+    import shutil
+
+    shutil.copytree(EXAMPLES / "echo_tool", root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "tools" / "parse.py").write_text(f"WORD = {word!r}\n\n\ndef mark(text):\n    return WORD + ':' + text\n")
+    (root / "tools" / "echo_tool.py").write_text(
+        "from plugdock.sdk import Tool\nfrom tools.parse import mark\n\n\nclass Echo(Tool):\n"
+        "    def _invoke(self, tool_parameters):\n"
+        "        from tools import parse\n"
+        "        if tool_parameters['text'] == 'key':\n"
+        "            token = self.runtime.credentials['api_key']\n"
+        "        yield self.create_text_message(mark(tool_parameters['text']) + '/' + parse.WORD)\n")
+    return root
+
+
+def test_sibling_imports_work_from_any_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = sibling_plugin(tmp_path / "plugin", "a")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = PluginTestClient(root).invoke_tool("echo_tool", "echo_tool", {"text": "hi"})
+    assert result.raise_for_error().text == "a:hi/a"
+
+
+def test_two_plugins_each_see_their_own_tools_package(tmp_path: Path) -> None:
+    import sys
+
+    before = {name for name in sys.modules if name == "tools" or name.startswith("tools.")}
+    first = PluginTestClient(sibling_plugin(tmp_path / "first", "one"))
+    second = PluginTestClient(sibling_plugin(tmp_path / "second", "two"))
+    for _ in range(2):  # alternating calls: each call imports again (``from tools import parse``) in its own
+        assert first.invoke_tool("echo_tool", "echo_tool", {"text": "x"}).raise_for_error().text == "one:x/one"
+        assert second.invoke_tool("echo_tool", "echo_tool", {"text": "x"}).raise_for_error().text == "two:x/two"
+    after = {name for name in sys.modules if name == "tools" or name.startswith("tools.")}
+    assert after == before  # nothing of either plugin is left in this process's module table
+    assert str(first.registry.root) not in sys.path and str(second.registry.root) not in sys.path
+
+
+def test_plain_pytest_in_the_plugin_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = sibling_plugin(tmp_path / "plugin", "a")
+    (root / "tests").mkdir()
+    (root / "tests" / "test_echo.py").write_text(
+        "from pathlib import Path\n\nfrom plugdock.testing import PluginTestClient\n\n\n"
+        "def test_echo():\n    client = PluginTestClient(Path(__file__).parent.parent)\n"
+        "    assert client.invoke_tool('echo_tool', 'echo_tool', {'text': 'hi'}).raise_for_error().text == 'a:hi/a'\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+                         cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
+def test_an_error_names_the_plugins_own_frame(tmp_path: Path) -> None:
+    root = sibling_plugin(tmp_path / "plugin", "a")
+    result = PluginTestClient(root).invoke_tool("echo_tool", "echo_tool", {"text": "key"})
+    assert result.error == {"error_type": "KeyError", "message": "'api_key'"}  # the wire form is unchanged
+    assert result.frame == "tools/echo_tool.py:9 in _invoke: token = self.runtime.credentials['api_key']"
+    assert result.error_line == f"KeyError: 'api_key' (at {result.frame})"
+    assert result.traceback is not None
+    assert result.traceback.startswith("Traceback (most recent call last):\n  File \"" + str(root / "tools"))
+    assert result.traceback.rstrip().endswith("KeyError: 'api_key'")
+    with pytest.raises(AssertionError, match=r"tools/echo_tool\.py:9") as raised:
+        result.raise_for_error()
+    assert isinstance(raised.value.__cause__, KeyError)  # pytest shows the plugin's traceback
+
+
+def test_an_import_error_names_the_line(tmp_path: Path) -> None:
+    from plugdock.runtime.registry import RegistryError
+
+    root = sibling_plugin(tmp_path / "plugin", "a")
+    (root / "tools" / "parse.py").write_text("import os\n\nVALUE = os.environ['NOT_SET_ANYWHERE_AT_ALL']\n")
+    with pytest.raises(RegistryError) as raised:
+        PluginTestClient(root)
+    assert str(raised.value) == ("tools/echo_tool.py: import failed: KeyError: 'NOT_SET_ANYWHERE_AT_ALL' "
+                                 "(at tools/parse.py:3 in <module>: VALUE = os.environ['NOT_SET_ANYWHERE_AT_ALL'])")

@@ -11,6 +11,7 @@ import fnmatch
 import importlib.util
 import inspect
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,42 @@ def import_source(root: Path, source: str) -> Any:
             spec.loader.exec_module(module)
         except Exception as exc:
             del sys.modules[module_name]
-            raise RegistryError(f"{source}: import failed: {type(exc).__name__}: {exc}") from exc
+            frame = plugin_frame(exc, root)
+            where = f" (at {frame})" if frame else ""
+            raise RegistryError(f"{source}: import failed: {type(exc).__name__}: {exc}{where}") from exc
+        parent, _, child = module_name.rpartition(".")
+        if parent in sys.modules:  # as ``import tools.x`` leaves it: the package knows its module
+            setattr(sys.modules[parent], child, module)
     return module
+
+
+def plugin_frame(exc: BaseException, root: Path) -> str | None:
+    """Where in the plugin's own code ``exc`` was raised: ``file:line in function: code`` of the innermost
+    frame under ``root`` (the SDK's and plugdock's frames are not the author's to fix)."""
+    root = root.resolve()
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        rel = _inside(Path(frame.filename), root)
+        if rel is not None:
+            found = (rel, frame)
+    if found is None:
+        return None
+    rel, frame = found
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f"{rel}:{frame.lineno} in {frame.name}{code}"
+
+
+def _inside(path: Path, root: Path) -> str | None:
+    """``path`` relative to the plugin folder, if it is the plugin's own code (not a ``.venv`` in it)."""
+    if not path.is_absolute():
+        return None
+    try:
+        rel = path.resolve().relative_to(root)
+    except ValueError:
+        return None
+    if any(part.startswith(".") or part == "site-packages" for part in rel.parts):
+        return None
+    return rel.as_posix()
 
 
 def load_class(root: Path, source: str, base: type, *, many: bool = False, typed_name: str | None = None) -> Any:
@@ -95,6 +130,7 @@ class ToolProviderEntry:
     provider_cls: type
     tools: dict[str, type] = field(default_factory=dict)
     tool_declarations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    typed: dict[str, Any] = field(default_factory=dict)  # the ``@tool`` function behind a typed tool
 
 
 @dataclass
@@ -184,8 +220,13 @@ class PluginRegistry:
         for item in decl.get("tools") or []:
             tool_decl = read_yaml(self.root, item) if isinstance(item, str) else item
             tool_name = str(tool_decl["identity"]["name"])
-            entry.tools[tool_name] = load_class(self.root, _source(tool_decl), Tool, typed_name=tool_name)
+            tool_cls = load_class(self.root, _source(tool_decl), Tool, typed_name=tool_name)
+            entry.tools[tool_name] = tool_cls
             entry.tool_declarations[tool_name] = tool_decl
+            module = sys.modules.get(tool_cls.__module__)
+            typed = [t for t in vars(module).values() if getattr(t, "tool_class", None) is tool_cls] if module else []
+            if typed:
+                entry.typed[tool_name] = typed[0]
         self.tool_providers[name] = entry
 
     def _load_models(self, path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,17 +12,22 @@ from typing import Any
 
 from plugdock.runtime.executor import Executor
 from plugdock.runtime.iteration import sync_iter
-from plugdock.runtime.registry import PluginRegistry
+from plugdock.runtime.registry import PluginRegistry, plugin_frame
 from plugdock.sdk.session import Session
 from plugdock.testing.host import FakeHost
+from plugdock.testing.imports import PluginImports
 
 
 @dataclass
 class InvocationResult:
-    """What one request produced: the stream chunks (wire form) and, if it failed, the error."""
+    """What one request produced: the stream chunks (wire form) and, if it failed, the error (wire form),
+    the exception, and where in the plugin's own code it was raised (``frame``, ``file:line in fn: code``)."""
 
     chunks: list[Any] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    exception: BaseException | None = field(default=None, repr=False)
+    frame: str | None = None
+    _root: Path | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -42,10 +48,37 @@ class InvocationResult:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [c for c in self.chunks if isinstance(c, dict) and c.get("type") == kind]
 
+    @property
+    def error_line(self) -> str | None:
+        """The error in one line, with the plugin's frame: ``KeyError: 'api_key' (at tools/w.py:9 in ...)``."""
+        if self.error is None:
+            return None
+        where = f" (at {self.frame})" if self.frame else ""
+        return f"{self.error['error_type']}: {self.error['message']}{where}"
+
+    @property
+    def traceback(self) -> str | None:
+        """The plugin-side traceback, from the plugin's first frame on (the client's own frames left out)."""
+        if self.exception is None:
+            return None
+        return plugin_traceback(self.exception, self._root)
+
     def raise_for_error(self) -> InvocationResult:
+        """Raise ``AssertionError`` (from the plugin's exception, so pytest shows its traceback) on failure."""
         if self.error:
-            raise AssertionError(f"{self.error['error_type']}: {self.error['message']}")
+            raise AssertionError(self.error_line) from self.exception
         return self
+
+
+def plugin_traceback(exc: BaseException, root: Path | None) -> str:
+    """``exc`` formatted, its stack starting at the first frame in the plugin folder when there is one."""
+    summary = traceback.TracebackException.from_exception(exc)
+    if root is not None:
+        frames = list(summary.stack)
+        first = next((i for i, f in enumerate(frames) if Path(f.filename).resolve().is_relative_to(root)), None)
+        if first is not None:
+            summary.stack = traceback.StackSummary.from_list(frames[first:])
+    return "".join(summary.format())
 
 
 @dataclass
@@ -56,8 +89,14 @@ class EndpointResponse:
 
 
 class PluginTestClient:
+    """A plugin loaded in this process as the daemon loads it: the folder first on ``sys.path`` (sibling
+    imports such as ``from tools.parse import …`` work from any working directory), each client with its
+    own modules (two plugins with a ``tools`` package each see their own)."""
+
     def __init__(self, plugin_dir: str | Path, host: FakeHost | None = None) -> None:
-        self.registry = PluginRegistry.load(plugin_dir)
+        self.imports = PluginImports(Path(plugin_dir))
+        with self.imports:
+            self.registry = PluginRegistry.load(plugin_dir)
         self.executor = Executor(self.registry)
         self.host = host or FakeHost()
 
@@ -67,17 +106,19 @@ class PluginTestClient:
         """Run one action exactly as the runtime does, collecting chunks; errors are returned, not raised."""
         payload = {**(data or {}), "user_id": user_id, "type": access_type, "action": action}
         session = Session(uuid.uuid4().hex, self.host, user_id=user_id, app_id=app_id, context=context)
-        result = InvocationResult()
+        result = InvocationResult(_root=self.registry.root)
         try:
-            handler = self.executor.handler_for(payload)
-            for chunk in sync_iter(handler(session, payload)):
-                result.chunks.append(chunk)
-                if on_chunk is not None:
-                    on_chunk(chunk)
+            with self.imports:
+                handler = self.executor.handler_for(payload)
+                for chunk in sync_iter(handler(session, payload)):
+                    result.chunks.append(chunk)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
         except Exception as exc:
             from plugdock.runtime.server import _error_type
 
             result.error = {"error_type": _error_type(exc), "message": str(exc)}
+            result.exception, result.frame = exc, plugin_frame(exc, self.registry.root)
         return result
 
     # -- conveniences -----------------------------------------------------------------------------
