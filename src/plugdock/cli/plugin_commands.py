@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import sys
@@ -54,27 +56,45 @@ def debug(directory: Path, url: str, key_file: Path | None, key: str | None) -> 
                                        "REMOTE_INSTALL_KEY": secret.value})
 
 
-def _pairs(values: tuple[str, ...], what: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{what} {item!r} must look like key=value")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+def _debugging() -> bool:
+    return os.environ.get("PLUGDOCK_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _print_chunk(chunk: Any) -> None:
-    if isinstance(chunk, dict) and chunk.get("type") == "text":
-        click.echo(chunk["message"]["text"])
-    elif isinstance(chunk, dict) and isinstance(chunk.get("delta"), dict):
-        content = chunk["delta"]["message"].get("content")
-        click.echo(content if isinstance(content, str) else json.dumps(content), nl=False)
-    else:
-        click.echo(json.dumps(chunk, ensure_ascii=False))
+class _Printer:
+    """Renders what the plugin streams for a person (text as text, JSON messages as JSON) or, with
+    ``--json``, one wire chunk per line; always to the real stdout, which the plugin's ``print()`` never
+    reaches (it goes to stderr while the plugin runs)."""
+
+    def __init__(self, out: Any, as_json: bool) -> None:
+        self.out, self.as_json, self.blobs = out, as_json, 0
+
+    def __call__(self, chunk: Any) -> None:
+        if self.as_json:
+            click.echo(json.dumps(chunk, ensure_ascii=False), file=self.out)
+            return
+        kind = chunk.get("type") if isinstance(chunk, dict) else None
+        message = chunk.get("message") if isinstance(chunk, dict) else None
+        message = message if isinstance(message, dict) else {}
+        if isinstance(chunk, dict) and isinstance(chunk.get("delta"), dict):
+            content = chunk["delta"]["message"].get("content")
+            click.echo(content if isinstance(content, str) else json.dumps(content), nl=False, file=self.out)
+        elif kind in ("text", "link", "image", "image_link"):
+            click.echo(message.get("text", ""), file=self.out)
+        elif kind == "json":
+            click.echo(json.dumps(message.get("json_object"), indent=2, ensure_ascii=False), file=self.out)
+        elif kind == "variable":
+            value = json.dumps(message.get("variable_value"), ensure_ascii=False)
+            click.echo(f"{message.get('variable_name')} = {value}", file=self.out)
+        elif kind == "blob_chunk":
+            self.blobs += len(base64.b64decode(message.get("blob", "")))
+            if message.get("end"):
+                mime = (chunk.get("meta") or {}).get("mime_type", "application/octet-stream")
+                click.echo(f"[blob: {self.blobs} bytes, {mime}]", file=self.out)
+                self.blobs = 0
+        elif kind == "log":
+            click.echo(f"[log] {message.get('label', '')}: {message.get('status', '')}", err=True)
+        else:
+            click.echo(json.dumps(chunk, indent=2, ensure_ascii=False), file=self.out)
 
 
 @click.command()
@@ -82,51 +102,105 @@ def _print_chunk(chunk: Any) -> None:
 @click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint"]))
 @click.argument("name")
 @click.option("--provider", help="Provider name (default: the plugin's only provider).")
-@click.option("--param", "-p", "params", multiple=True, help="key=value (JSON values allowed); repeatable.")
+@click.option("--param", "-p", "params", multiple=True,
+              help="key=value, read by the parameter's declared type (a string stays a string; arrays and "
+                   "objects as JSON); repeatable.")
 @click.option("--credential", "-c", "credentials", multiple=True, help="key=value credential; repeatable.")
 @click.option("--prompt", help="For llm: the user message.")
-@click.option("--json", "as_json", is_flag=True, help="Print every chunk as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print every chunk as one JSON line (wire form).")
 def invoke(directory: Path, kind: str, name: str, provider: str | None, params: tuple[str, ...],
            credentials: tuple[str, ...], prompt: str | None, as_json: bool) -> None:
     """Call one tool, LLM, agent strategy or endpoint in-process and print what it streams.
 
-    For an endpoint, NAME is "METHOD /path?query"; for llm, NAME is the model.
+    For an endpoint, NAME is "METHOD /path?query"; for llm, NAME is the model. Values are checked
+    against the declarations first (types, required parameters and credentials, select options); the
+    plugin's print() goes to stderr; PLUGDOCK_DEBUG=1 shows the plugin-side traceback of an error.
     """
     from plugdock.runtime.registry import RegistryError
     from plugdock.testing import PluginTestClient
+    from plugdock.testing.parameters import InputError, split_pairs
 
     try:
         client = PluginTestClient(directory)
     except RegistryError as exc:
         raise PlugdockError(str(exc)) from exc
-    registry = client.registry
-    printer = (lambda c: click.echo(json.dumps(c, ensure_ascii=False))) if as_json else _print_chunk
-    parameters, creds = _pairs(params, "--param"), _pairs(credentials, "--credential")
+    printer = _Printer(sys.stdout, as_json)
+    try:  # a value that does not fit its declaration is a usage error (exit 2), named before any call
+        raw_params, raw_creds = split_pairs(params, "--param"), split_pairs(credentials, "--credential")
+        if kind == "endpoint":
+            settings = _read(raw_params, client.registry.endpoint_settings, "setting", "the endpoint group", "-p")
+        else:
+            action, data = _request(client, kind, name, provider, raw_params, raw_creds, prompt)
+    except InputError as exc:
+        raise click.UsageError(exc.message) from None
     if kind == "endpoint":
         method, _, path = name.partition(" ")
-        response = client.invoke_endpoint(method.upper(), path or "/", settings=parameters)
+        with contextlib.redirect_stdout(sys.stderr):
+            response = client.invoke_endpoint(method.upper(), path or "/", settings=settings)
         click.echo(f"HTTP {response.status}", err=True)
+        sys.stdout.flush()
         sys.stdout.buffer.write(response.body)
         return
-    if kind == "tool":
-        provider = provider or _only(registry.tool_providers, "tool provider")
-        result = client.request("tool", "invoke_tool", {"provider": provider, "tool": name,
-                                                        "tool_parameters": parameters, "credentials": creds},
-                                on_chunk=printer)
-    elif kind == "agent-strategy":
-        provider = provider or _only(registry.agent_providers, "agent strategy provider")
-        result = client.request("agent_strategy", "invoke_agent_strategy", {
-            "agent_strategy_provider": provider, "agent_strategy": name, "agent_strategy_params": parameters},
-            on_chunk=printer)
-    else:
-        provider = provider or _only(registry.model_providers, "model provider")
-        result = client.request("model", "invoke_llm", {
-            "provider": provider, "model_type": "llm", "model": name, "credentials": creds,
-            "prompt_messages": [{"role": "user", "content": prompt or ""}], "model_parameters": parameters,
-            "tools": [], "stop": [], "stream": True}, on_chunk=printer)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = client.request(*action, data, on_chunk=printer)
+    if kind == "llm" and not as_json:
         click.echo("")
     if result.error:
-        raise PlugdockError(f"{result.error['error_type']}: {result.error['message']}")
+        if _debugging() and result.traceback:
+            click.echo(result.traceback.rstrip(), err=True)
+        raise PlugdockError(result.error_line or "")
+
+
+def _read(pairs: dict[str, str], declared: Any, what: str, subject: str, flag: str) -> dict[str, Any]:
+    from plugdock.testing.parameters import declared_fields, read_values
+
+    return read_values(pairs, declared_fields(declared), what, subject, flag)
+
+
+def _request(client: Any, kind: str, name: str, provider: str | None, params: dict[str, str],
+             creds: dict[str, str], prompt: str | None) -> tuple[tuple[str, str], dict[str, Any]]:
+    """The request for ``kind``, its values read by what the plugin declares for them."""
+    from plugdock.testing.parameters import read_values, typed_fields
+
+    registry = client.registry
+    if kind == "tool":
+        provider = provider or _only(registry.tool_providers, "tool provider")
+        entry = registry.tool_providers.get(provider)
+        declaration = entry.tool_declarations.get(name) if entry else None
+        if entry is not None and declaration is not None:  # else the call itself says what is not found
+            decl = entry.declaration
+            creds_decl = decl.get("credentials_for_provider") or decl.get("credentials_schema")
+            credentials = _read(creds, creds_decl, "credential", f"tool provider {provider}", "-c")
+            typed = entry.typed.get(name)
+            fields = typed_fields(typed) if typed is not None else None
+            parameters = (read_values(params, fields, "parameter", f"tool {name}", "-p") if fields is not None
+                          else _read(params, declaration.get("parameters") or [], "parameter", f"tool {name}",
+                                     "-p"))
+        else:
+            parameters, credentials = read_values(params, None, "parameter", "", ""), dict(creds)
+        return ("tool", "invoke_tool"), {"provider": provider, "tool": name, "tool_parameters": parameters,
+                                         "credentials": credentials}
+    if kind == "agent-strategy":
+        provider = provider or _only(registry.agent_providers, "agent strategy provider")
+        agent = registry.agent_providers.get(provider)
+        declaration = agent.strategy_declarations.get(name) if agent else None
+        parameters = (_read(params, declaration.get("parameters") or [], "parameter", f"agent strategy {name}",
+                            "-p") if declaration is not None else read_values(params, None, "parameter", "", ""))
+        return ("agent_strategy", "invoke_agent_strategy"), {
+            "agent_strategy_provider": provider, "agent_strategy": name, "agent_strategy_params": parameters}
+    provider = provider or _only(registry.model_providers, "model provider")
+    model = registry.model_providers.get(provider)
+    rules = next((d.get("parameter_rules") for d in (model.model_declarations if model else [])
+                  if d.get("model") == name), None)
+    schema = (model.declaration.get("provider_credential_schema") or {}) if model else {}
+    credentials = _read(creds, schema.get("credential_form_schemas") or [], "credential",
+                        f"model provider {provider}", "-c")
+    parameters = (_read(params, rules, "model parameter", f"model {name}", "-p") if rules is not None
+                  else read_values(params, None, "model parameter", "", ""))
+    return ("model", "invoke_llm"), {
+        "provider": provider, "model_type": "llm", "model": name, "credentials": credentials,
+        "prompt_messages": [{"role": "user", "content": prompt or ""}], "model_parameters": parameters,
+        "tools": [], "stop": [], "stream": True}
 
 
 def _only(entries: dict[str, Any], what: str) -> str:
