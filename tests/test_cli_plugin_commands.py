@@ -189,3 +189,16 @@ def test_invoke_resolves_sibling_imports_from_any_directory(tmp_path: Path) -> N
     for cwd in (tmp_path, root, root / "tools"):
         result = run_in(cwd, "invoke", str(root), "tool", "kinds", "-c", "api_key=k", "-p", "city=Oslo")
         assert result.returncode == 0, (cwd, result.stderr)
+
+
+def test_invoke_llm_reads_model_parameters_by_their_rules() -> None:
+    model = str(EXAMPLES / "echo_model")
+    ok = plugdock("invoke", model, "llm", "echo_model-echo", "--prompt", "a b", "-c", "api_key=k",
+                  "-p", "temperature=0.5", "-p", "max_tokens=10")
+    assert ok.returncode == 0 and ok.stdout.strip() == "a b", ok.stderr
+    refused = plugdock("invoke", model, "llm", "echo_model-echo", "--prompt", "a", "-c", "api_key=k",
+                       "-p", "max_tokens=1.5")
+    assert refused.returncode == 2
+    assert "model echo_model-echo's model parameter 'max_tokens' is an integer; '1.5' is not one" in refused.stderr
+    no_key = plugdock("invoke", model, "llm", "echo_model-echo", "--prompt", "a")
+    assert no_key.returncode == 2 and "needs credential api_key (secret-input)" in no_key.stderr

@@ -54,14 +54,19 @@ def declared_fields(items: Iterable[Any] | Mapping[str, Any] | None) -> list[Fie
     for item in items:
         if isinstance(item, Mapping) and (item.get("name") or item.get("variable")):
             item = {**item, "name": item.get("name") or item.get("variable")}
-            kind = str(item.get("type") or item.get("use_template") or "string")
-            if item.get("use_template") and not item.get("type"):
-                kind = {"temperature": "float", "top_p": "float", "top_k": "int", "presence_penalty": "float",
-                        "frequency_penalty": "float", "max_tokens": "int", "response_format": "string"
-                        }.get(kind, "string")
+            kind = str(item.get("type") or _template_type(item.get("use_template")) or "string")
             fields.append(FieldSpec(str(item["name"]), kind, bool(item.get("required")), item.get("default"),
                                     _options(item.get("options"))))
     return fields
+
+
+def _template_type(name: Any) -> str | None:
+    """The type of a model parameter rule's ``use_template`` (loaded only for rules that use one)."""
+    if not name:
+        return None
+    from plugdock.schema.model import PARAMETER_TEMPLATES
+
+    return PARAMETER_TEMPLATES.get(str(name), {}).get("type")
 
 
 def typed_fields(typed: Any) -> list[FieldSpec]:
