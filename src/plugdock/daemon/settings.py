@@ -70,6 +70,7 @@ class Settings:
     allow_sdists: bool = False  # off: uv gets --only-binary :all:; on: sdists build as the unprivileged builder
     allow_direct_urls: bool = False  # `name @ https://…` / `git+…` lines in requirements.txt
     log_lines_kept: int = 1000
+    access_log: bool = False  # one stderr line per request: method, path, status, duration (never bodies or keys)
     preinstall: list[str] = field(default_factory=list)
     max_backwards_depth: int = 8
     remote_installing_enabled: bool = True
@@ -189,6 +190,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "session_stall_timeout": ("PLUGDOCK_SESSION_STALL_TIMEOUT",),
     "plugin_max_open_files": ("PLUGDOCK_PLUGIN_MAX_OPEN_FILES",),
     "plugin_max_processes": ("PLUGDOCK_PLUGIN_MAX_PROCESSES",),
+    "access_log": ("PLUGDOCK_ACCESS_LOG",),
 }
 
 

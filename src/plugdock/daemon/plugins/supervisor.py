@@ -36,6 +36,7 @@ from plugdock.daemon.plugins.sandbox import (
 from plugdock.daemon.plugins.sandbox_child import ChildSetupError
 from plugdock.daemon.plugins.sessions import Waiting
 from plugdock.daemon.settings import Settings
+from plugdock.daemon.state.logbook import LogLines
 from plugdock.errors import PlugdockError
 from plugdock.protocol.messages import request_line
 
@@ -69,7 +70,7 @@ class PluginInstance:
     error: str = ""
     proc: asyncio.subprocess.Process | None = None
     sessions: dict[str, Waiting] = field(default_factory=dict)
-    logs: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=1000))
+    logs: collections.deque[str] = field(default_factory=lambda: LogLines(maxlen=1000))  # stamped lines
     last_output: float = 0.0
     last_used: float = field(default_factory=time.monotonic)
     restarts: int = 0
