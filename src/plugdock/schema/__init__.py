@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from plugdock.schema.agent import AgentStrategyDeclaration, AgentStrategyProviderDeclaration
 from plugdock.schema.bundle import BundleManifest
 from plugdock.schema.common import I18nObject, ProviderConfig
+from plugdock.schema.datasource import DatasourceDeclaration, DatasourceProviderDeclaration
 from plugdock.schema.endpoint import EndpointDeclaration, EndpointProviderDeclaration
 from plugdock.schema.manifest import PluginManifest
 from plugdock.schema.model import ModelDeclaration, ModelProviderDeclaration
@@ -27,6 +28,8 @@ KINDS: dict[str, type[BaseModel]] = {
     "agent_provider": AgentStrategyProviderDeclaration,
     "agent_strategy": AgentStrategyDeclaration,
     "bundle": BundleManifest,
+    "datasource_provider": DatasourceProviderDeclaration,
+    "datasource": DatasourceDeclaration,
 }
 
 __all__ = [
@@ -34,6 +37,8 @@ __all__ = [
     "AgentStrategyDeclaration",
     "AgentStrategyProviderDeclaration",
     "BundleManifest",
+    "DatasourceDeclaration",
+    "DatasourceProviderDeclaration",
     "DirectorySource",
     "EndpointDeclaration",
     "EndpointProviderDeclaration",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugdock.schema.datasource import datasource_declaration
 from plugdock.schema.model_templates import resolve_model_provider
 from plugdock.schema.plugin import LoadedPlugin
 
@@ -50,6 +51,8 @@ def provider_declarations(plugin: LoadedPlugin) -> dict[str, dict[str, Any]]:
         agent = plugin.agent_provider.to_data()
         agent["strategies"] = [s.to_data() for s in plugin.strategies]
         out["agent_strategy"] = agent
+    if plugin.datasource_provider is not None:
+        out["datasource"] = datasource_declaration(plugin.datasource_provider, plugin.datasources)
     for kind, raw in plugin.raw_providers.items():
         out[{"datasources": "datasource", "triggers": "trigger"}.get(kind, kind)] = raw
     return out

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from plugdock.schema.agent import AgentStrategyDeclaration, AgentStrategyProviderDeclaration
+from plugdock.schema.datasource import DatasourceDeclaration, DatasourceProviderDeclaration, load_datasource_provider
 from plugdock.schema.endpoint import EndpointDeclaration, EndpointProviderDeclaration
 from plugdock.schema.manifest import PluginManifest
 from plugdock.schema.model import MODEL_TYPE_KEYS, ModelDeclaration, ModelFileRefs, ModelProviderDeclaration
@@ -44,6 +45,8 @@ class LoadedPlugin:
     endpoints: list[EndpointDeclaration] = field(default_factory=list)
     agent_provider: AgentStrategyProviderDeclaration | None = None
     strategies: list[AgentStrategyDeclaration] = field(default_factory=list)
+    datasource_provider: DatasourceProviderDeclaration | None = None
+    datasources: list[DatasourceDeclaration] = field(default_factory=list)
     raw_providers: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     python_sources: list[str] = field(default_factory=list)
@@ -109,7 +112,7 @@ class _Loader:
         refs = manifest.plugins
         for attr, loader in (
             ("tools", self.tool_provider), ("models", self.model_provider), ("endpoints", self.endpoint_group),
-            ("agent_strategies", self.agent_provider), ("datasources", self.raw_provider),
+            ("agent_strategies", self.agent_provider), ("datasources", self.datasource_provider),
             ("triggers", self.raw_provider),
         ):
             for index, path in enumerate(getattr(refs, attr) or []):
@@ -293,6 +296,9 @@ class _Loader:
                 continue
             self.python_source(sdoc, ("extra", "python", "source"), _source(strategy.extra), "an agent strategy", True)
             self.result.strategies.append(strategy)
+
+    def datasource_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        load_datasource_provider(self, path, mdoc, ref)
 
     def raw_provider(self, path: str, mdoc: YamlDocument, ref: Path, kind: str) -> None:
         doc = self.document(path, mdoc, ref, kind.rstrip("s"))
