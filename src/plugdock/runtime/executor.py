@@ -78,6 +78,9 @@ class Executor:
         from plugdock.runtime.model_actions import model_handlers
 
         self.handlers.update(model_handlers(registry))
+        from plugdock.runtime.datasource import datasource_handlers
+
+        self.handlers.update(datasource_handlers(registry, self.handlers))
 
     def handler_for(self, data: Mapping[str, Any]) -> Handler:
         kind, action = data.get("type"), data.get("action")

@@ -31,7 +31,6 @@ from plugdock.schema.tool import (
 )
 
 if TYPE_CHECKING:
-    from plugdock.schema.plugin import _Loader
     from plugdock.schema.yaml_source import Path, YamlDocument
 
 # The official DatasourceProviderType / DatasourceType (SDK and daemon agree).
@@ -157,10 +156,11 @@ class DatasourceProviderDeclaration(DifyModel):
         return credential_list(self.credentials_schema)
 
 
-def load_datasource_provider(loader: _Loader, path: str, mdoc: YamlDocument, ref: Path) -> None:
-    """The loader's walk for ``plugins.datasources``: the provider file, each datasource file, their sources."""
-    from plugdock.schema.plugin import _source
+def load_datasource_provider(loader: Any, path: str, mdoc: YamlDocument, ref: Path) -> None:
+    """The loader's walk for ``plugins.datasources``: the provider file, each datasource file, their sources.
 
+    ``loader`` is :mod:`plugdock.schema.plugin`'s walker (not imported: that module imports this one).
+    """
     doc = loader.document(path, mdoc, ref, "datasource provider")
     provider = loader.model(DatasourceProviderDeclaration, doc) if doc else None
     if doc is None or provider is None:
@@ -178,7 +178,7 @@ def load_datasource_provider(loader: _Loader, path: str, mdoc: YamlDocument, ref
         datasource = loader.model(DatasourceDeclaration, ddoc) if ddoc else None
         if ddoc is None or datasource is None:
             continue
-        loader.python_source(ddoc, ("extra", "python", "source"), _source(datasource.extra), "a datasource", True)
+        loader.python_source(ddoc, ("extra", "python", "source"), datasource.extra.python.source, "a datasource", True)
         result.datasources.append(datasource)
         result.files[f"datasource:{datasource.identity.name}"] = item
     names = [d.identity.name for d in result.datasources]

@@ -40,6 +40,13 @@ _EXPORTS = {
     "TTSModel": "plugdock.sdk.model.kinds",
     "Speech2TextModel": "plugdock.sdk.model.kinds",
     "ModerationModel": "plugdock.sdk.model.kinds",
+    **{name: "plugdock.sdk.datasource" for name in (
+        "DatasourceProvider", "WebsiteCrawlDatasource", "OnlineDocumentDatasource", "OnlineDriveDatasource")},
+    **{name: "plugdock.sdk.datasource_entities" for name in (
+        "DatasourceMessage", "DatasourceRuntime", "DatasourceOAuthCredentials", "WebSiteInfo", "WebSiteInfoDetail",
+        "WebsiteCrawlMessage", "OnlineDocumentPage", "OnlineDocumentInfo", "DatasourceGetPagesResponse",
+        "GetOnlineDocumentPageContentRequest", "OnlineDriveFile", "OnlineDriveFileBucket",
+        "OnlineDriveBrowseFilesRequest", "OnlineDriveBrowseFilesResponse", "OnlineDriveDownloadFileRequest")},
 }
 
 __all__ = sorted(_EXPORTS)

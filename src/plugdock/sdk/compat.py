@@ -23,7 +23,8 @@ _OFFICIAL: dict[str, tuple[str, ...]] = {
     "dify_plugin.entities.provider_config": ("CredentialType", "LogMetadata"),
     "dify_plugin.file.entities": ("FileType",),
     "dify_plugin.core.runtime": ("Session",),
-    "dify_plugin.errors.tool": ("ToolProviderCredentialValidationError", "ToolProviderOAuthError"),
+    "dify_plugin.errors.tool": ("ToolProviderCredentialValidationError", "ToolProviderOAuthError",
+                                "DatasourceCredentialValidationError", "DatasourceOAuthError"),
     "dify_plugin.errors.model": (
         "CredentialsValidateFailedError", "InvokeError", "InvokeConnectionError", "InvokeServerUnavailableError",
         "InvokeRateLimitError", "InvokeAuthorizationError", "InvokeBadRequestError",
@@ -55,6 +56,16 @@ _OFFICIAL: dict[str, tuple[str, ...]] = {
     "dify_plugin.entities.model.speech2text": ("Speech2TextModelConfig", "Speech2TextResult"),
     "dify_plugin.entities.model.moderation": ("ModerationModelConfig", "ModerationResult"),
     "dify_plugin.interfaces.model.ai_model": ("AIModel",),
+    "dify_plugin.interfaces.datasource": ("DatasourceProvider",),
+    "dify_plugin.interfaces.datasource.website": ("WebsiteCrawlDatasource",),
+    "dify_plugin.interfaces.datasource.online_document": ("OnlineDocumentDatasource",),
+    "dify_plugin.interfaces.datasource.online_drive": ("OnlineDriveDatasource",),
+    "dify_plugin.entities.datasource": (
+        "DatasourceMessage", "DatasourceRuntime", "DatasourceOAuthCredentials", "WebSiteInfo", "WebSiteInfoDetail",
+        "WebsiteCrawlMessage", "OnlineDocumentPage", "OnlineDocumentInfo", "DatasourceGetPagesResponse",
+        "GetOnlineDocumentPageContentRequest", "OnlineDriveFile", "OnlineDriveFileBucket",
+        "OnlineDriveBrowseFilesRequest", "OnlineDriveBrowseFilesResponse", "OnlineDriveDownloadFileRequest",
+    ),
 }
 
 OFFICIAL_MODULE = {name: module for module, names in _OFFICIAL.items() for name in names}

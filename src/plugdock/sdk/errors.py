@@ -11,6 +11,14 @@ class ToolProviderOAuthError(Exception):
     """An OAuth step of a tool provider failed."""
 
 
+class DatasourceCredentialValidationError(Exception):
+    """A datasource provider's credentials do not work."""
+
+
+class DatasourceOAuthError(Exception):
+    """An OAuth step of a datasource provider failed."""
+
+
 class CredentialsValidateFailedError(Exception):
     """A model provider's or model's credentials do not work."""
 
