@@ -21,6 +21,7 @@ from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import envelope
 from plugdock.daemon.http.bodies import parse_identifier
 from plugdock.daemon.http.context import PREFIX, DaemonDep
+from plugdock.daemon.http.datasources import datasource_row, datasource_rows
 from plugdock.daemon.http.management import (
     CATEGORIES,
     category_of,
@@ -130,12 +131,12 @@ async def trigger(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -
 @router.get(PREFIX + "/datasources")
 async def datasources(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                       page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(providers(d, tenant_id, "datasource")[(page - 1) * page_size : page * page_size])
+    return envelope.success(datasource_rows(d, tenant_id, page, page_size))
 
 
 @router.get(PREFIX + "/datasource")
 async def datasource(d: DaemonDep, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:
-    return envelope.success(provider_of(d, tenant_id, "datasource", plugin_id, provider))
+    return envelope.success(datasource_row(d, tenant_id, plugin_id, provider))
 
 
 # -- a package's README and files ------------------------------------------------------------------------

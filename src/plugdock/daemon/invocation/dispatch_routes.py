@@ -36,6 +36,12 @@ DISPATCH_ROUTES: dict[str, tuple[str, str]] = {
     "oauth/get_credentials": ("oauth", "get_credentials"),
     "oauth/refresh_credentials": ("oauth", "refresh_credentials"),
     "dynamic_select/fetch_parameter_options": ("dynamic_parameter", "fetch_parameter_options"),
+    "datasource/validate_credentials": ("datasource", "validate_datasource_credentials"),
+    "datasource/get_website_crawl": ("datasource", "invoke_website_datasource_get_crawl"),
+    "datasource/get_online_document_pages": ("datasource", "invoke_online_document_datasource_get_pages"),
+    "datasource/get_online_document_page_content": ("datasource", "invoke_online_document_datasource_get_page_content"),
+    "datasource/online_drive_browse_files": ("datasource", "invoke_online_drive_browse_files"),
+    "datasource/online_drive_download_file": ("datasource", "invoke_online_drive_download_file"),
 }
 
 
