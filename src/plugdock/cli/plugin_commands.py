@@ -38,22 +38,26 @@ def run(directory: Path) -> None:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--url", required=True, help="The daemon's debug address, HOST:PORT.")
+@click.option("--daemon", "daemon_url", envvar="PLUGDOCK_DAEMON_URL", default="http://127.0.0.1:5002",
+              show_default=True, help="The daemon's URL (or set PLUGDOCK_DAEMON_URL); a debug key and the debug "
+                                      "address are fetched from it.")
 @click.option("--key-file", type=click.Path(readable=False, path_type=Path),
-              help="File holding the debug key from the daemon (POST /plugin/{tenant}/debugging/key); or set "
-                   "PLUGDOCK_DEBUG_KEY (or REMOTE_INSTALL_KEY, the official SDK's name).")
-@click.option("--key", help="Deprecated: the debug key itself, which every local process can read in "
-                            "/proc/<pid>/cmdline; use --key-file or PLUGDOCK_DEBUG_KEY.")
-def debug(directory: Path, url: str, key_file: Path | None, key: str | None) -> None:
-    """Connect the plugin to a daemon for remote debugging.
+              help="File holding the daemon's server key (or set PLUGDOCK_KEY); default: PLUGDOCK_HOME/server.key "
+                   "when it exists. With the deprecated --url: the debug key's file.")
+@click.option("--key", hidden=True, help="Deprecated: a key on the command line.")
+@click.option("--tenant", default="default", show_default=True, help="The tenant the plugin appears in.")
+@click.option("--url", hidden=True, help="Deprecated alias: the debug address HOST:PORT, with a debug key "
+                                         "(--key-file, PLUGDOCK_DEBUG_KEY or REMOTE_INSTALL_KEY).")
+def debug(directory: Path, daemon_url: str, key_file: Path | None, key: str | None, tenant: str,
+          url: str | None) -> None:
+    """Connect the plugin to a daemon for remote debugging; Ctrl-C disconnects it.
 
     The key goes to the plugin in its environment (REMOTE_INSTALL_KEY), never on its command line."""
-    from plugdock.cli.secrets_input import resolve_secret
+    from plugdock.cli.daemon_client import debug_target
 
-    secret = resolve_secret(file_path=key_file, value=key, env_names=("PLUGDOCK_DEBUG_KEY", "REMOTE_INSTALL_KEY"),
-                            what="debug key")
-    _exec_plugin(directory.resolve(), {"INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": url,
-                                       "REMOTE_INSTALL_KEY": secret.value})
+    address, debug_key = debug_target(daemon_url, url, key_file, key, tenant)
+    _exec_plugin(directory.resolve(), {"INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": address,
+                                       "REMOTE_INSTALL_KEY": debug_key})
 
 
 def _debugging() -> bool:
