@@ -15,6 +15,7 @@ from plugdock.schema.model import ModelDeclaration, ModelProviderDeclaration
 from plugdock.schema.plugin import DirectorySource, FileSource, LoadedPlugin, load_plugin
 from plugdock.schema.problems import Problem
 from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
+from plugdock.schema.trigger import EventDeclaration, TriggerProviderDeclaration
 
 # The YAML kinds ``plugdock schema --kind`` can print, by name.
 KINDS: dict[str, type[BaseModel]] = {
@@ -30,6 +31,8 @@ KINDS: dict[str, type[BaseModel]] = {
     "bundle": BundleManifest,
     "datasource_provider": DatasourceProviderDeclaration,
     "datasource": DatasourceDeclaration,
+    "trigger_provider": TriggerProviderDeclaration,
+    "event": EventDeclaration,
 }
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "DirectorySource",
     "EndpointDeclaration",
     "EndpointProviderDeclaration",
+    "EventDeclaration",
     "FileSource",
     "I18nObject",
     "LoadedPlugin",
@@ -52,5 +56,6 @@ __all__ = [
     "ProviderConfig",
     "ToolDeclaration",
     "ToolProviderDeclaration",
+    "TriggerProviderDeclaration",
     "load_plugin",
 ]

@@ -51,8 +51,38 @@ def provider_declarations(plugin: LoadedPlugin) -> dict[str, dict[str, Any]]:
         agent = plugin.agent_provider.to_data()
         agent["strategies"] = [s.to_data() for s in plugin.strategies]
         out["agent_strategy"] = agent
+    if plugin.trigger_provider is not None:
+        out["trigger"] = trigger_declaration(plugin)
     if plugin.datasource_provider is not None:
         out["datasource"] = datasource_declaration(plugin.datasource_provider, plugin.datasources)
     for kind, raw in plugin.raw_providers.items():
         out[{"datasources": "datasource", "triggers": "trigger"}.get(kind, kind)] = raw
     return out
+
+
+def trigger_declaration(plugin: LoadedPlugin) -> dict[str, Any]:
+    """The official TriggerProviderDeclaration JSON: lists never null, credentials as lists, the event files
+    inlined, and no ``extra`` (the daemon's struct has none; the plugin reads its own YAML)."""
+    provider = plugin.trigger_provider
+    assert provider is not None
+    data = provider.to_data()
+    data.pop("extra", None)
+    data["identity"].setdefault("tags", [])
+    data["subscription_schema"] = [f.to_data() for f in provider.subscription_fields]
+    constructor = provider.subscription_constructor
+    if constructor is not None:
+        built = constructor.to_data()
+        built.pop("extra", None)
+        built["parameters"] = [p.to_data() for p in constructor.parameters]
+        built["credentials_schema"] = [f.to_data() for f in constructor.credential_fields]
+        data["subscription_constructor"] = built
+    else:
+        data["subscription_constructor"] = None
+    events = []
+    for event in plugin.events:
+        item = event.to_data()
+        item.pop("extra", None)
+        item["parameters"] = [p.to_data() for p in event.parameters]
+        events.append(item)
+    data["events"] = events
+    return data

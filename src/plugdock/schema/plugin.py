@@ -23,6 +23,7 @@ from plugdock.schema.problems import Problem
 from plugdock.schema.python_check import check_sources
 from plugdock.schema.sources import DirectorySource, FileSource, is_safe_relative
 from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
+from plugdock.schema.trigger import EventDeclaration, TriggerProviderDeclaration
 from plugdock.schema.validation import validate_document
 from plugdock.schema.yaml_source import Path, YamlDocument, load_yaml
 
@@ -45,6 +46,8 @@ class LoadedPlugin:
     endpoints: list[EndpointDeclaration] = field(default_factory=list)
     agent_provider: AgentStrategyProviderDeclaration | None = None
     strategies: list[AgentStrategyDeclaration] = field(default_factory=list)
+    trigger_provider: TriggerProviderDeclaration | None = None
+    events: list[EventDeclaration] = field(default_factory=list)
     datasource_provider: DatasourceProviderDeclaration | None = None
     datasources: list[DatasourceDeclaration] = field(default_factory=list)
     raw_providers: dict[str, Any] = field(default_factory=dict)
@@ -113,7 +116,7 @@ class _Loader:
         for attr, loader in (
             ("tools", self.tool_provider), ("models", self.model_provider), ("endpoints", self.endpoint_group),
             ("agent_strategies", self.agent_provider), ("datasources", self.datasource_provider),
-            ("triggers", self.raw_provider),
+            ("triggers", self.trigger_provider),
         ):
             for index, path in enumerate(getattr(refs, attr) or []):
                 loader(path, doc, ("plugins", attr, index), attr)
@@ -297,6 +300,33 @@ class _Loader:
             self.python_source(sdoc, ("extra", "python", "source"), _source(strategy.extra), "an agent strategy", True)
             self.result.strategies.append(strategy)
 
+    def trigger_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
+        doc = self.document(path, mdoc, ref, "trigger provider")
+        provider = self.model(TriggerProviderDeclaration, doc) if doc else None
+        if doc is None or provider is None:
+            return
+        self.result.trigger_provider = provider
+        self.result.files["trigger_provider"] = path
+        self.python_source(doc, ("extra", "python", "source"), provider.extra.python.source, "a trigger provider", True)
+        for index, item in enumerate(provider.events):
+            if isinstance(item, EventDeclaration):
+                self.result.events.append(item)
+                continue
+            edoc = self.document(item, doc, ("events", index), "event")
+            event = self.model(EventDeclaration, edoc) if edoc else None
+            if edoc is None or event is None:
+                continue
+            self.python_source(edoc, ("extra", "python", "source"), event.extra.python.source, "an event", True)
+            self.result.events.append(event)
+            self.result.files[f"event:{event.identity.name}"] = item
+        names = [e.identity.name for e in self.result.events]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            self.ref_problem(doc, ("events",), f"event name {name!r} is declared more than once (the official SDK "
+                             "refuses to start: 'Event is already registered')")
+        if not provider.events:
+            self.ref_problem(doc, ("events",), "the provider declares no events, so no workflow can use it",
+                             severity="warning")
+
     def datasource_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
         load_datasource_provider(self, path, mdoc, ref)
 
@@ -334,6 +364,11 @@ class _Loader:
         if r.model_provider:
             icons = [(tuple(p.split(".")), v) for p, v in r.model_provider.icon_files()]
             out.append(("model_provider", r.files["model_provider"], icons))
+        if r.trigger_provider:
+            icons = [(("identity", "icon"), r.trigger_provider.identity.icon)]
+            if r.trigger_provider.identity.icon_dark:
+                icons.append((("identity", "icon_dark"), r.trigger_provider.identity.icon_dark))
+            out.append(("trigger_provider", r.files["trigger_provider"], icons))
         if r.agent_provider:
             out.append(("agent_provider", r.files["agent_provider"], [(("identity", "icon"),
                                                                          r.agent_provider.identity.icon)]))

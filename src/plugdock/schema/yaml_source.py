@@ -102,9 +102,9 @@ class _Converter:
         self.doc = doc
         self.count = 0
 
-    def fail(self, node: yaml.Node, message: str) -> None:
+    def fail(self, node: yaml.Node, message: str, severity: str = "error") -> None:
         m = node.start_mark
-        self.doc.problems.append(Problem(self.doc.file, m.line + 1, m.column + 1, "", message))
+        self.doc.problems.append(Problem(self.doc.file, m.line + 1, m.column + 1, "", message, severity))
 
     def convert(self, node: yaml.Node, path: Path, depth: int = 0) -> Any:
         self.count += 1
@@ -146,7 +146,12 @@ class _Converter:
                 self.fail(key_node, "mapping keys must be plain scalars")
                 continue
             key = str(key) if not isinstance(key, str) else key
-            if key in seen:
+            if key in seen and path[:1] == ("extra",):
+                # under ``extra`` only ``python`` is read; the daemon's struct decoding never sees the rest
+                # and the SDK's YAML keeps the last value (the official github_trigger has such files)
+                self.fail(key_node, f"duplicate key {key!r} (first defined at line {seen[key]}); the last one "
+                          "wins", severity="warning")
+            elif key in seen:
                 self.fail(key_node, f"duplicate key {key!r} (first defined at line {seen[key]})")
             seen[key] = key_node.start_mark.line + 1
             result[key] = self.convert(value_node, (*path, key), depth + 1)

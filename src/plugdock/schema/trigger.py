@@ -1,0 +1,186 @@
+"""Trigger provider YAML and event YAML (webhook events that start workflows).
+
+Field names, types and required-ness follow the official SDK's ``entities/trigger.py`` and the official
+daemon's ``pkg/entities/plugin_entities/trigger_declaration.go``; where the two differ, the stricter rule
+wins, because a plugin must load in both (the daemon requires the provider icon, the SDK requires every
+``extra.python.source`` and accepts events only as file paths).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from plugdock.schema.common import (
+    IDENTITY_NAME_RE,
+    DifyModel,
+    I18nObject,
+    PluginTag,
+    ProviderConfig,
+    check_scope,
+)
+from plugdock.schema.tool import (
+    CredentialFields,
+    OAuthSchema,
+    ParameterAutoGenerate,
+    ParameterTemplate,
+    credential_list,
+)
+
+# The official EventParameterType (SDK) / isEventParameterType (daemon): the same twelve names.
+EventParameterType = Literal[
+    "string", "number", "boolean", "select", "checkbox", "file", "files", "model-selector", "app-selector",
+    "object", "array", "dynamic-select",
+]
+
+
+def _identity_name(value: str) -> str:
+    if not IDENTITY_NAME_RE.match(value):
+        raise ValueError(f"name {value!r} must match ^[a-zA-Z0-9_-]+$")
+    return value
+
+
+class EventParameterOption(DifyModel):
+    value: Any = Field(description="required by the daemon; a string for select and checkbox options")
+    label: I18nObject
+    icon: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _present(cls, value: Any) -> Any:
+        if value is None or value == "":
+            raise ValueError("an option needs a value")
+        return value
+
+
+class EventParameter(DifyModel):
+    """One input of an event or of the subscription constructor."""
+
+    name: str = Field(min_length=1)
+    label: I18nObject
+    type: EventParameterType
+    auto_generate: ParameterAutoGenerate | None = None
+    template: ParameterTemplate | None = None
+    scope: str | None = None
+    required: bool = False
+    multiple: bool = False
+    default: int | float | str | list[Any] | None = None
+    min: float | None = None
+    max: float | None = None
+    precision: int | None = None
+    options: list[EventParameterOption] | None = None
+    description: I18nObject | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventParameter:
+        check_scope(self.type, self.scope)
+        if self.type == "select" and not self.options:
+            self.note(("options",), "a select parameter without options offers nothing to choose (neither the "
+                      "official SDK nor the daemon refuses it)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+def _unique_names(owner: DifyModel, parameters: list[EventParameter], where: str) -> None:
+    first: dict[str, int] = {}
+    for index, parameter in enumerate(parameters):
+        if parameter.name in first:
+            owner.note((where, index, "name"), f"parameter {parameter.name!r} repeats {where}[{first[parameter.name]}]"
+                       "; the host shows both fields and keeps one value: rename or remove one")
+        first.setdefault(parameter.name, index)
+
+
+class PythonSource(DifyModel):
+    source: str = Field(min_length=1)
+
+
+class SourceExtra(DifyModel):
+    """``extra.python.source``: the official SDK needs it for the provider and for every event."""
+
+    python: PythonSource
+
+
+class EventIdentity(DifyModel):
+    author: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    label: I18nObject
+
+    _check_name = field_validator("name")(_identity_name)
+
+
+class EventDeclaration(DifyModel):
+    """An event YAML file (``events/<name>.yaml``): what the workflow receives when it fires."""
+
+    identity: EventIdentity
+    description: I18nObject
+    parameters: list[EventParameter] = Field(default_factory=list)
+    output_schema: dict[str, Any] | None = None
+    extra: SourceExtra
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value  # the SDK reads ``parameters:`` with no list as none
+
+    @model_validator(mode="after")
+    def _unique(self) -> EventDeclaration:
+        _unique_names(self, self.parameters, "parameters")
+        return self
+
+
+class TriggerProviderIdentity(DifyModel):
+    author: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    label: I18nObject
+    description: I18nObject
+    icon: str = Field(min_length=1, description="required by the official daemon (the SDK lets it be empty)")
+    icon_dark: str | None = None
+    tags: list[PluginTag] = Field(default_factory=list)
+
+    _check_name = field_validator("name")(_identity_name)
+
+
+class SubscriptionConstructor(DifyModel):
+    """How Dify creates a subscription for the user (a webhook registered through the service's API)."""
+
+    parameters: list[EventParameter] = Field(default_factory=list)
+    credentials_schema: CredentialFields = Field(default_factory=list)
+    oauth_schema: OAuthSchema | None = None
+    extra: SourceExtra | None = None
+
+    @property
+    def credential_fields(self) -> list[ProviderConfig]:
+        return credential_list(self.credentials_schema)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SubscriptionConstructor:
+        _unique_names(self, self.parameters, "parameters")
+        return self
+
+
+class TriggerProviderDeclaration(DifyModel):
+    """A trigger provider YAML file: identity, subscription schema and constructor, and the event files."""
+
+    identity: TriggerProviderIdentity
+    subscription_schema: CredentialFields = Field(default_factory=list)
+    subscription_constructor: SubscriptionConstructor | None = None
+    events: list[str | EventDeclaration] = Field(default_factory=list)
+    extra: SourceExtra
+
+    @property
+    def subscription_fields(self) -> list[ProviderConfig]:
+        return credential_list(self.subscription_schema)
+
+    @property
+    def event_files(self) -> list[str]:
+        return [e for e in self.events if isinstance(e, str)]
+
+    @model_validator(mode="after")
+    def _inline_events(self) -> TriggerProviderDeclaration:
+        for index, event in enumerate(self.events):
+            if isinstance(event, EventDeclaration):
+                self.note(("events", index), "an inline event loads in the official daemon but the official SDK "
+                          "refuses it ('event path should be a string'): put it in its own file")
+        return self
