@@ -41,9 +41,19 @@ def parse_size(text: str) -> int:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the package.")
 @click.option("--max-size", default="50M", show_default=True, help="Largest uncompressed size allowed.")
-def package(directory: Path, output: Path | None, max_size: str) -> None:
+@click.option("--offline", is_flag=True, help="Carry every dependency as a wheel: installs with no package index.")
+@click.option("--platform", "platforms", multiple=True, help="With --offline: wheel platform tag (repeatable; "
+              "default the host's manylinux2014 machine), e.g. manylinux2014_x86_64.")
+@click.option("--python", "python", help="With --offline: Python version of the wheels (default meta.runner.version).")
+def package(directory: Path, output: Path | None, max_size: str, offline: bool, platforms: tuple[str, ...],
+            python: str | None) -> None:
     """Validate DIRECTORY and pack it into a deterministic .difypkg (or .difybndl for a bundle)."""
     limit = parse_size(max_size)
+    if offline or platforms or python:
+        from plugdock.cli.offline_output import package_offline
+
+        package_offline(directory, output, limit, offline, list(platforms), python)
+        return
     if is_bundle(directory):
         target = output or Path(f"{directory.resolve().name}.difybndl")
         target.write_bytes(build_bundle(directory, max_size=limit * 12))
