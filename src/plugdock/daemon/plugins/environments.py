@@ -360,8 +360,11 @@ class EnvironmentManager:
             runner = _Runner(self.sandbox, work, builder, path.name, allowed=[staging, work.root, self.root,
                                                                                  self.home / "interpreters"])
             uv = runner.uv()
-            runner.run([*uv, "venv", "-q", "--seed", "-p", interpreter, str(staging)], "create the virtualenv",
-                       requirements, interpreter)
+            # pip and setuptools come from the index: not for a package whose every line is a shipped wheel
+            # (an offline package), which must install where no index is reachable, as the official daemon's does
+            offline = bool(requirements.lines) and all(line.wheel is not None for line in requirements.lines)
+            runner.run([*uv, "venv", "-q", *([] if offline else ["--seed"]), "-p", interpreter, str(staging)],
+                       "create the virtualenv", requirements, interpreter)
             if requirements.lines:
                 cmd = [*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(staging / "bin" / "python"),
                        "-r", str(req_file)]
