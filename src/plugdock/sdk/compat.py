@@ -19,7 +19,7 @@ _OFFICIAL: dict[str, tuple[str, ...]] = {
     "dify_plugin.entities.tool": ("ToolInvokeMessage", "ToolRuntime", "ToolSelector"),
     "dify_plugin.entities.invoke_message": ("InvokeMessage",),
     "dify_plugin.entities.agent": ("AgentInvokeMessage", "AgentRuntime"),
-    "dify_plugin.entities.oauth": ("ToolOAuthCredentials", "OAuthCredentials"),
+    "dify_plugin.entities.oauth": ("ToolOAuthCredentials", "OAuthCredentials", "TriggerOAuthCredentials"),
     "dify_plugin.entities.provider_config": ("CredentialType", "LogMetadata"),
     "dify_plugin.file.entities": ("FileType",),
     "dify_plugin.core.runtime": ("Session",),
@@ -60,6 +60,17 @@ _OFFICIAL: dict[str, tuple[str, ...]] = {
     "dify_plugin.interfaces.datasource.website": ("WebsiteCrawlDatasource",),
     "dify_plugin.interfaces.datasource.online_document": ("OnlineDocumentDatasource",),
     "dify_plugin.interfaces.datasource.online_drive": ("OnlineDriveDatasource",),
+    "dify_plugin.interfaces.trigger": (
+        "Trigger", "TriggerSubscriptionConstructor", "Event", "TriggerRuntime", "EventRuntime",
+    ),
+    "dify_plugin.entities.trigger": (
+        "EventDispatch", "Subscription", "UnsubscribeResult", "Variables", "TriggerSubscriptionConstructorRuntime",
+    ),
+    "dify_plugin.errors.trigger": (
+        "TriggerError", "SubscriptionError", "UnsubscribeError", "TriggerValidationError",
+        "TriggerProviderCredentialValidationError", "TriggerDispatchError", "TriggerProviderOAuthError",
+        "EventIgnoreError",
+    ),
     "dify_plugin.entities.datasource": (
         "DatasourceMessage", "DatasourceRuntime", "DatasourceOAuthCredentials", "WebSiteInfo", "WebSiteInfoDetail",
         "WebsiteCrawlMessage", "OnlineDocumentPage", "OnlineDocumentInfo", "DatasourceGetPagesResponse",
