@@ -14,6 +14,7 @@ from plugdock.packaging.archive import ArchiveSource, PackageArchive
 from plugdock.packaging.ignore import ignore_filter
 from plugdock.schema import KINDS
 from plugdock.schema.bundle_loader import load_bundle
+from plugdock.schema.imports_check import import_problems
 from plugdock.schema.plugin import DirectorySource, FileSource, load_plugin
 from plugdock.schema.problems import Problem
 from plugdock.schema.yaml_source import load_yaml
@@ -36,7 +37,7 @@ def check(path: Path) -> tuple[list[Problem], str]:
         return problems, "bundle"
     plugin = load_plugin(source)
     kind = plugin.manifest.category if plugin.manifest else "plugin"
-    problems = list(plugin.problems)
+    problems = list(plugin.problems) + import_problems(source)
     if path.is_dir() and plugin.ok:
         from plugdock.cli.typed_commands import typed_drift
 

@@ -16,6 +16,7 @@ from plugdock.packaging.runtime_wheel import build_runtime_wheel
 from plugdock.packaging.ship_runtime import rewrite_requirements, ship_runtime
 from plugdock.packaging.uv import uv_binary
 from plugdock.packaging.zipfiles import ProgressFn, write_zip
+from plugdock.schema.imports_check import import_problems
 from plugdock.schema.plugin import DirectorySource, LoadedPlugin, load_plugin
 
 
@@ -105,7 +106,9 @@ def build_package(
     root = Path(root)
     if not root.is_dir():
         raise PackageError(f"{root}: not a directory")
-    plugin = load_plugin(DirectorySource(root, exclude=ignore_filter(root)))
+    source = DirectorySource(root, exclude=ignore_filter(root))
+    plugin = load_plugin(source)
+    plugin.problems.extend(import_problems(source))  # code importing what the requirements do not install
     if not plugin.ok or plugin.manifest is None:
         raise ValidationFailed(f"{root}: the plugin has {len(plugin.errors)} error(s)", plugin.problems)
     files = package_files(root)
