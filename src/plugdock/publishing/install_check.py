@@ -41,8 +41,9 @@ class _Failed(Exception):
 class ThrowawayDaemon:
     """``plugdock serve`` in a child process with a home that is removed afterwards."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, boot: bool = False) -> None:
         self.home = home
+        self.boot = boot
         self.key = secrets.token_urlsafe(24)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,8 +53,8 @@ class ThrowawayDaemon:
     def __enter__(self) -> ThrowawayDaemon:
         env = {**os.environ, "PLUGDOCK_HOME": str(self.home), "SERVER_KEY": self.key, "SERVER_HOST": "127.0.0.1",
                "SERVER_PORT": str(self.port), "PLUGIN_REMOTE_INSTALLING_ENABLED": "false",
-               "FORCE_VERIFYING_SIGNATURE": "false"}
-        with open(self.log, "wb") as log:
+               "FORCE_VERIFYING_SIGNATURE": "false", "PLUGDOCK_START_PLUGINS": "boot" if self.boot else "lazy"}
+        with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "serve", "--sandbox", "none"], env=env,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_BOUND
@@ -100,12 +101,40 @@ class ThrowawayDaemon:
 
 
 def check_plugin_install(c: Candidate) -> CheckResult:
+    """Install, then start the daemon again with ``PLUGDOCK_START_PLUGINS=boot``: the plugin must come up
+    (the Marketplace runs ``python -m main`` and waits for it to serve)."""
     with tempfile.TemporaryDirectory(prefix="plugdock-publish-check-") as tmp:
         try:
             with ThrowawayDaemon(Path(tmp)) as daemon:
-                return _install(daemon, c)
+                installed = _install(daemon, c)
+            if not installed.ok:
+                return installed
+            with ThrowawayDaemon(Path(tmp), boot=True) as daemon:
+                return _started(daemon, installed)
         except _Failed as exc:
             return _fail("plugin_install", STEP, str(exc))
+
+
+def _started(daemon: ThrowawayDaemon, installed: CheckResult) -> CheckResult:
+    deadline = time.monotonic() + INSTALL_BOUND
+    while True:
+        health = httpx.get(f"{daemon.url}/health/check", timeout=10).json()
+        if "starting" not in health:
+            break
+        if time.monotonic() > deadline:
+            return _fail("plugin_install", STEP, f"the plugin did not start within {INSTALL_BOUND:.0f} s")
+        time.sleep(0.3)
+    if int(health.get("pool_status", {}).get("running", 0)) < 1:
+        plugin_id = installed.message.split(" ", 2)[1].split(":")[0]
+        try:
+            logs = daemon.call("GET", f"/plugin/{TENANT}/management/logs", params={"plugin_id": plugin_id,
+                                                                                  "lines": 6})["lines"]
+        except _Failed:
+            logs = []
+        return _fail("plugin_install", STEP, f"{plugin_id} installed but does not start: "
+                     + (" | ".join(logs) or daemon.tail(4)), file="main.py")
+    return _pass("plugin_install", STEP, installed.message.replace("; the declaration loads",
+                                                                  ", it starts and its declaration loads"))
 
 
 def _install(daemon: ThrowawayDaemon, c: Candidate) -> CheckResult:
