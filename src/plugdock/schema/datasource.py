@@ -18,7 +18,6 @@ from plugdock.schema.common import (
     DifyModel,
     I18nObject,
     ParameterOption,
-    PluginTag,
     ProviderConfig,
     check_scope,
 )
@@ -35,6 +34,11 @@ if TYPE_CHECKING:
 
 # The official DatasourceProviderType / DatasourceType (SDK and daemon agree).
 DatasourceProviderType = Literal["website_crawl", "online_document", "online_drive"]
+# The SDK's DatasourceLabelEnum: the plugin tags without rag, agent and trigger (the SDK refuses to start on them).
+DatasourceTag = Literal[
+    "search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
+    "productivity", "education", "business", "entertainment", "utilities", "other",
+]
 # The daemon's isDatasourceParameterType: the SDK's list without file and files, which the daemon refuses.
 DatasourceParameterType = Literal["string", "number", "boolean", "select", "secret-input"]
 
@@ -128,7 +132,7 @@ class DatasourceProviderIdentity(DifyModel):
     description: I18nObject
     icon: str = Field(min_length=1)
     label: I18nObject
-    tags: list[PluginTag] | None = None
+    tags: list[DatasourceTag] | None = Field(default=None, description="the official SDK's DatasourceLabelEnum")
 
     _check_name = field_validator("name")(_identity_name)
 
