@@ -198,3 +198,4 @@ def test_a_plugin_that_cannot_start_fails_the_install_check(ready: Path) -> None
     (ready / "main.py").write_text("raise SystemExit('broken on purpose')\n")
     r = run_checks(load_candidate(ready), resolve=False)[-1]
     assert r.name == "plugin_install" and not r.ok, r.message
+    assert "does not start" in r.message and "broken on purpose" in r.message

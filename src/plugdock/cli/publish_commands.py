@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from plugdock.cli.registry_commands import publish_registry
 from plugdock.cli.secrets_input import resolve_secret
 from plugdock.errors import PlugdockError
 
@@ -46,7 +47,7 @@ def publish() -> None:
     """Get a plugin from a folder to where Dify users install it."""
 
 
-def _print_results(results: list[Any], as_json: bool, package: str) -> None:
+def _print_results(results: list[Any], as_json: bool, package: str, err: bool = False) -> None:
     from plugdock.publishing.run import passed
 
     if as_json:
@@ -56,9 +57,10 @@ def _print_results(results: list[Any], as_json: bool, package: str) -> None:
     colours = {"pass": "green", "fail": "red", "skipped": "yellow"}
     for r in results:
         where = f"  [{r.where}]" if r.where else ""
-        click.echo(click.style(f"{r.status.upper():7}", fg=colours[r.status]) + f" {r.name:21} {r.message}{where}")
+        click.echo(click.style(f"{r.status.upper():7}", fg=colours[r.status]) + f" {r.name:21} {r.message}{where}",
+                   err=err)
         for warning in r.warnings:
-            click.secho(f"{'':8}{'':21} warning: {warning}", fg="yellow")
+            click.secho(f"{'':8}{'':21} warning: {warning}", fg="yellow", err=err)
     failed = [r.name for r in results if not r.ok]
     summary = f"{package}: {len(failed)} of {len(results)} checks failed ({', '.join(failed)})" if failed else \
         f"{package}: every Marketplace check passed"
@@ -165,7 +167,7 @@ def marketplace(source: Path, fork: str | None, dry_run: bool, marketplace_url: 
         parse_repo(fork, "--fork")
     secret = None if dry_run else _token(token_file, token)
     candidate, results = _run_checks(source, marketplace_url, None, not no_resolve, not no_install)
-    _print_results(results, False, candidate.asset_name)
+    _print_results(results, False, candidate.asset_name, err=True)
     if dry_run:
         plan = mp.plan(candidate, results, fork=fork)
         click.echo("\nwould:")
@@ -236,4 +238,5 @@ def _download(spec: str, ctx: click.Context | None) -> Path:
     return target
 
 
+publish.add_command(publish_registry)  # plugdock publish registry: the registry's own module
 COMMANDS = [publish]
