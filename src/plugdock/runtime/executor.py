@@ -81,6 +81,9 @@ class Executor:
         from plugdock.runtime.datasource import datasource_handlers
 
         self.handlers.update(datasource_handlers(registry, self.handlers))
+        from plugdock.runtime.trigger import trigger_handlers
+
+        self.handlers.update(trigger_handlers(registry, self.handlers))
 
     def handler_for(self, data: Mapping[str, Any]) -> Handler:
         kind, action = data.get("type"), data.get("action")

@@ -16,7 +16,6 @@ from plugdock.schema.common import (
     IDENTITY_NAME_RE,
     DifyModel,
     I18nObject,
-    PluginTag,
     ProviderConfig,
     check_scope,
 )
@@ -137,9 +136,20 @@ class TriggerProviderIdentity(DifyModel):
     description: I18nObject
     icon: str = Field(min_length=1, description="required by the official daemon (the SDK lets it be empty)")
     icon_dark: str | None = None
-    tags: list[PluginTag] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list, max_length=0,
+                            description="leave empty: the official SDK takes only 'webhooks', the daemon only "
+                                        "plugin tags, so any tag stops the plugin in one of them")
 
     _check_name = field_validator("name")(_identity_name)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("leave tags out: the official SDK accepts only 'webhooks' here and the daemon only "
+                             "plugin tags (utilities, trigger, ...), so any tag stops the plugin in one of them; "
+                             "tag the plugin in manifest.yaml instead")
+        return value
 
 
 class SubscriptionConstructor(DifyModel):

@@ -1,0 +1,68 @@
+"""The signed_webhook example on plugdock over real stdio: bad input is a named error in its session and the
+plugin goes on serving; a plugin whose classes are missing stops at start-up naming the file."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from plugdock.runtime.registry import PluginRegistry, RegistryError
+from plugdock.runtime.trigger import load_trigger_providers, serialize_response
+from trigger_requests import MESSAGE, PROVIDER, SUBSCRIPTION, webhook
+from wire import PluginProcess
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "signed_webhook"
+
+
+def test_bad_input_is_a_named_error_and_the_plugin_keeps_serving() -> None:
+    base = {"type": "trigger", "provider": PROVIDER}
+    dispatch = {**base, "action": "dispatch_trigger_event", "subscription": SUBSCRIPTION}
+    cases = [
+        ({**dispatch, "raw_http_request": "zz-not-hex"}, "raw_http_request is not a hex-encoded HTTP request"),
+        ({**dispatch, "raw_http_request": b"GARBAGE\r\n\r\n".hex()}, "bad request line"),
+        ({**dispatch, "subscription": {"properties": {}}, "raw_http_request": webhook(MESSAGE)},
+         "subscription.endpoint is required"),
+        ({**dispatch, "raw_http_request": webhook(MESSAGE), "credential_type": "password"},
+         "credential_type must be one of"),
+        ({**base, "action": "invoke_trigger_event", "event": "message_posted", "subscription": SUBSCRIPTION},
+         "request data is missing 'raw_http_request'"),
+        ({**base, "action": "fly_trigger"}, "unknown action 'fly_trigger'"),
+    ]
+    plugin = PluginProcess(EXAMPLE, python=sys.executable)
+    try:
+        plugin.ready(timeout=30)
+        for request, wanted in cases:
+            (message, end) = plugin.session(plugin.request(request))
+            assert message["type"] == "error" and wanted in message["data"]["message"], message
+            assert end["type"] == "end"
+        (answer, _) = plugin.session(plugin.request({**dispatch, "raw_http_request": webhook(MESSAGE)}))
+        assert answer["data"]["events"] == ["message_posted"]
+    finally:
+        plugin.close(timeout=1)
+
+
+def test_missing_constructor_class_stops_the_plugin_naming_the_file(tmp_path: Path) -> None:
+    root = shutil.copytree(EXAMPLE, tmp_path / "plugin")
+    source = root / "provider" / "signed_webhook.py"
+    source.write_text(source.read_text().replace("class SignedWebhookConstructor(TriggerSubscriptionConstructor)",
+                                                 "class SignedWebhookConstructor"))
+    registry = PluginRegistry.load(root)
+    try:
+        load_trigger_providers(registry.root, registry.manifest)
+    except RegistryError as exc:
+        assert "Trigger subscription constructor configuration declared but no implementation found in " \
+               "provider/signed_webhook.py" in str(exc)
+    else:
+        raise AssertionError("a declared constructor without its class must not load")
+
+
+def test_response_bytes_are_the_official_form() -> None:
+    from werkzeug import Response
+
+    response = Response(b"x", status=418)
+    response.headers["X-A"] = "b"
+    response.headers.add("Set-Cookie", "a=1")
+    response.headers.add("Set-Cookie", "b=2")
+    assert serialize_response(response) == (b"HTTP/1.1 418 \r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\n"
+                                            b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 1\r\n\r\nx")
