@@ -195,3 +195,13 @@ def test_put_file_carries_base64(gh: FakeGitHub) -> None:
         client.put_file("tester/demo", "a/b.txt", base64.b64encode(b"hi").decode(), "add", "main")
         assert client.file_sha("tester/demo", "a/b.txt", "main") is not None
     assert gh.repos["tester/demo"].files[("main", "a/b.txt")] == b"hi"
+
+
+def test_upload_reports_progress_up_to_the_whole_package(gh: FakeGitHub) -> None:
+    seen: list[tuple[int, int]] = []
+    with GitHub(gh.token, gh.api_url) as client:
+        release = client.create_release("tester/demo", "v1.0.0", "demo 1.0.0", "")
+        data = bytes(range(256)) * 1000
+        asset = client.upload_asset(release["upload_url"], "big.difypkg", data, lambda s, t: seen.append((s, t)))
+    assert asset["size"] == len(data) and seen[-1] == (len(data), len(data))
+    assert [s for s, _ in seen] == sorted(s for s, _ in seen) and len(seen) > 1
