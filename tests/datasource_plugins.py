@@ -18,7 +18,8 @@ from plugdock.sdk import WebsiteCrawlDatasource, WebsiteCrawlMessage, WebSiteInf
 
 
 class DemoCrawl(WebsiteCrawlDatasource):
-    def _get_website_crawl(self, datasource_parameters: Mapping[str, Any]) -> Generator[WebsiteCrawlMessage, None, None]:
+    def _get_website_crawl(self, datasource_parameters: Mapping[str, Any],
+                           ) -> Generator[WebsiteCrawlMessage, None, None]:
         url = datasource_parameters.get("url")
         if not url:
             raise ValueError("Url is required")
@@ -75,7 +76,8 @@ class DemoProvider(DatasourceProvider):
             raise DatasourceCredentialValidationError("the API key is invalid")
 
     def _oauth_get_authorization_url(self, redirect_uri: str, system_credentials: Mapping[str, Any]) -> str:
-        return "https://auth.example/authorize?client_id=" + system_credentials["client_id"] + "&redirect=" + redirect_uri
+        client = system_credentials["client_id"]
+        return "https://auth.example/authorize?client_id=" + client + "&redirect=" + redirect_uri
 
     def _oauth_get_credentials(self, redirect_uri: str, system_credentials: Mapping[str, Any],
                                request: Any) -> DatasourceOAuthCredentials:

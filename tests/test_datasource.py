@@ -1,0 +1,145 @@
+"""Datasource plugins: what validate says about bad YAML, and a real ``plugdock serve`` answering the management
+and dispatch routes for an official-SDK datasource plugin and a plugdock one, over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance_plugins import to_official
+from daemon_harness import DaemonProcess
+from datasource_plugins import datasource_plugin
+from plugdock.schema.declaration import plugin_declaration
+from plugdock.schema.plugin import DirectorySource, load_plugin
+
+
+def problems(root: Path) -> list[str]:
+    return [str(p) for p in load_plugin(DirectorySource(root)).problems]
+
+
+def errors(root: Path) -> list[str]:
+    return [str(p) for p in load_plugin(DirectorySource(root)).errors]
+
+
+# -- validation ------------------------------------------------------------------------------------------
+def test_the_scaffold_validates_and_declares_the_official_shape(tmp_path: Path) -> None:
+    root = datasource_plugin(tmp_path / "d", "online_drive")
+    plugin = load_plugin(DirectorySource(root))
+    assert plugin.ok, plugin.problems
+    declaration = plugin_declaration(plugin)
+    ds = declaration["datasource"]
+    assert ds["provider_type"] == "online_drive" and ds["oauth_schema"] is None
+    assert ds["credentials_schema"][0]["name"] == "api_key"
+    assert [d["identity"]["name"] for d in ds["datasources"]] == ["demo_ds"]
+    assert "extra" not in ds and "extra" not in ds["datasources"][0]  # the daemon's struct has no extra
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (("datasources/demo_ds.yaml", "parameters: []", "parameters:\n  - name: f\n    type: files\n    label:\n"
+      "      en_US: F\n    description:\n      en_US: F"),
+     "datasources/demo_ds.yaml:10:11: parameters[0].type: type 'files' is accepted by the official SDK but refused"),
+    (("provider/demo_ds.yaml", "provider_type: online_drive", "provider_type: local_file"),
+     "provider/demo_ds.yaml:12:16: provider_type: input should be 'website_crawl', 'online_document' or"),
+    (("provider/demo_ds.yaml", "    - productivity", "    - rag"),
+     "provider/demo_ds.yaml:10:7: identity.tags[0]: input should be 'search'"),
+    (("provider/demo_ds.yaml", "  - datasources/demo_ds.yaml", "  - identity: {}"),
+     "datasources must be a list of file paths"),
+    (("datasources/demo_ds.yaml", "    source: datasources/demo_ds.py", "    source: datasources/gone.py"),
+     "datasources/demo_ds.yaml:17:13: extra.python.source: Python source 'datasources/gone.py' does not exist"),
+    (("provider/demo_ds.yaml", "  icon: icon.svg", "  icon: missing.svg"),
+     "provider/demo_ds.yaml:8:9: identity.icon: icon 'missing.svg' is not in _assets/"),
+    (("manifest.yaml", "  datasources:\n", "  tools:\n    - provider/demo_ds.yaml\n  datasources:\n"),
+     "datasources cannot be declared together with tools"),
+])
+def test_bad_declarations_are_named_with_file_line_and_field(tmp_path: Path, edit: tuple[str, str, str],
+                                                             expected: str) -> None:
+    root = datasource_plugin(tmp_path / "d", "online_drive")
+    rel, old, new = edit
+    path = root / rel
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    found = errors(root)
+    assert any(expected in p for p in found), found
+
+
+def test_a_datasource_without_parameters_is_a_warning(tmp_path: Path) -> None:
+    root = datasource_plugin(tmp_path / "d", "online_drive")
+    decl = root / "datasources" / "demo_ds.yaml"
+    decl.write_text(decl.read_text().replace("parameters: []\n", ""))
+    assert not errors(root)
+    assert any("no parameters key; the official daemon's validator requires it" in p for p in problems(root))
+
+
+# -- a real daemon ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(tmp_path_factory.mktemp("ds-home"), PLUGIN_MAX_EXECUTION_TIMEOUT="60").start()
+    yield d
+    d.stop()
+
+
+def official_docs(work: Path) -> Path:
+    """The online-document plugin ported to the official SDK, installed with dify-plugin from PyPI."""
+    official = to_official(datasource_plugin(work / "src", "online_document", name="docs"), work / "official_docs")
+    (official / "requirements.txt").write_text("dify-plugin>=0.10,<0.11\n")
+    return official
+
+
+@pytest.mark.slow
+def test_official_sdk_datasource_plugin_through_plugdock_serve(daemon: DaemonProcess, tmp_path: Path) -> None:
+    daemon.install(official_docs(tmp_path))
+    plugin_id = "tester/docs"
+    rows = daemon.data(daemon.client.get("/plugin/t1/management/datasources", params={"page": 1, "page_size": 256}))
+    assert [r["plugin_id"] for r in rows] == [plugin_id]
+    row = rows[0]
+    assert set(row) == {"id", "created_at", "updated_at", "tenant_id", "provider", "plugin_unique_identifier",
+                        "plugin_id", "declaration"}
+    assert row["provider"] == "docs" and row["declaration"]["provider_type"] == "online_document"
+    assert row["declaration"]["oauth_schema"]["client_schema"][0]["name"] == "client_id"
+    one = daemon.data(daemon.client.get("/plugin/t1/management/datasource",
+                                        params={"plugin_id": plugin_id, "provider": "docs"}))
+    assert one == row
+    missing = daemon.client.get("/plugin/t1/management/datasource", params={"plugin_id": plugin_id, "provider": "x"})
+    assert missing.json()["code"] != 0
+    manifest = daemon.data(daemon.client.get("/plugin/t1/management/fetch/manifest",
+                                             params={"plugin_unique_identifier": row["plugin_unique_identifier"]}))
+    assert manifest["datasource"] == row["declaration"]
+
+    creds = {"provider": "docs", "credentials": {"api_key": "good"}}
+    assert daemon.dispatch("datasource/validate_credentials", plugin_id, creds) == [
+        {"code": 0, "message": "success", "data": {"result": True}}]
+    wrong = daemon.dispatch("datasource/validate_credentials", plugin_id, {**creds, "credentials": {"api_key": "no"}})
+    assert wrong[-1]["code"] != 0 and "DatasourceCredentialValidationError" in str(wrong[-1])
+    pages = daemon.dispatch("datasource/get_online_document_pages", plugin_id,
+                            {**creds, "datasource": "docs", "datasource_parameters": {}})
+    assert pages[0]["data"]["result"][0]["pages"][0]["page_name"] == "Page good"
+    content = daemon.dispatch("datasource/get_online_document_page_content", plugin_id, {
+        **creds, "datasource": "docs", "page": {"workspace_id": "w1", "page_id": "p1", "type": "page"}})
+    assert [e["data"]["type"] for e in content] == ["text", "json", "variable", "blob"]
+    unknown = daemon.dispatch("datasource/get_online_document_page_content", plugin_id, {
+        **creds, "datasource": "nope", "page": {"workspace_id": "w1", "page_id": "p1", "type": "page"}})
+    assert unknown[-1]["code"] != 0 and "nope" in str(unknown[-1])
+    url = daemon.dispatch("oauth/get_authorization_url", plugin_id, {
+        "provider": "docs", "redirect_uri": "https://r", "system_credentials": {"client_id": "cid"}})
+    assert url[0]["data"]["authorization_url"].startswith("https://auth.example/authorize?client_id=cid")
+    # the plugin survived every error: it still answers
+    assert daemon.dispatch("datasource/validate_credentials", plugin_id, creds)[0]["data"] == {"result": True}
+
+
+@pytest.mark.slow
+def test_plugdock_drive_plugin_through_plugdock_serve(daemon: DaemonProcess, tmp_path: Path) -> None:
+    daemon.install(datasource_plugin(tmp_path / "drive", "online_drive", name="drive"))
+    request = {"provider": "drive", "datasource": "drive", "credentials": {"api_key": "k"}}
+    listing = daemon.dispatch("datasource/online_drive_browse_files", "tester/drive",
+                              {**request, "request": {"prefix": "docs", "max_keys": 20}})
+    assert listing[0]["data"]["result"][0]["files"][0]["id"] == "docs/guide.md"
+    download = daemon.dispatch("datasource/online_drive_download_file", "tester/drive",
+                               {**request, "request": {"id": "docs/guide.md"}})
+    assert download[0]["data"]["type"] == "blob" and download[0]["data"]["meta"]["mime_type"] == "text/plain"
+    bad = daemon.dispatch("datasource/online_drive_browse_files", "tester/drive", {**request, "request": {}})
+    assert bad[-1]["code"] != 0
+    crawl = daemon.dispatch("datasource/get_website_crawl", "tester/drive",
+                            {**request, "datasource_parameters": {}})
+    assert crawl[-1]["code"] != 0 and "Website crawl datasource drive not found" in str(crawl[-1])
