@@ -114,3 +114,26 @@ def test_a_daemon_with_no_reachable_index_installs_and_runs_it(tmp_path: Path) -
         assert events[0]["data"]["message"] == {"text": "air gap"}
     finally:
         daemon.stop()
+
+
+@pytest.mark.slow
+def test_the_official_daemons_install_with_an_unreachable_mirror_takes_it_too(tmp_path: Path) -> None:
+    """setup_python_environment.go: ``uv venv .venv --python 3.12``, then ``uv pip install -i MIRROR -r
+    requirements.txt`` in the plugin folder (PIP_MIRROR_URL set: here to a port nobody listens on)."""
+    import subprocess
+
+    from test_shipped_runtime import REQUESTS, official_env, serve_one_request
+
+    from conftest import make_plugin
+
+    built, _ = build_offline_package(make_plugin(tmp_path / "src"), [], "3.12")  # a plugdock init tool plugin
+    folder = tmp_path / "installed"
+    zipfile.ZipFile(io.BytesIO(built.data)).extractall(folder)
+    uv = uv_binary()
+    assert uv is not None
+    env = official_env(folder, tmp_path / "empty-cache")
+    for cmd in ([uv, "venv", ".venv", "--python", "3.12"], [uv, "pip", "install", "-i", UNREACHABLE, "-r",
+                                                             "requirements.txt"]):
+        done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{cmd[1:]}: {done.stderr[-3000:]}"
+    serve_one_request(folder, folder / ".venv" / "bin" / "python", REQUESTS["tool"])
