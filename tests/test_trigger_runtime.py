@@ -66,3 +66,16 @@ def test_response_bytes_are_the_official_form() -> None:
     response.headers.add("Set-Cookie", "b=2")
     assert serialize_response(response) == (b"HTTP/1.1 418 \r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\n"
                                             b"Set-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 1\r\n\r\nx")
+
+
+def test_a_missing_event_class_is_one_load_error_line(tmp_path: Path) -> None:
+    root = shutil.copytree(EXAMPLE, tmp_path / "plugin")
+    (root / "events" / "message_posted.py").write_text("X = 1\n")
+    plugin = PluginProcess(root, python=sys.executable)
+    try:
+        line = plugin.wait_for(lambda ln: ln.get("event") == "error", timeout=30)
+        assert "plugin failed to load: events/message_posted.py: defines no concrete subclass of Event" in \
+            line["data"]["error"]
+        assert plugin.proc.wait(timeout=10) == 1
+    finally:
+        plugin.close(timeout=1)

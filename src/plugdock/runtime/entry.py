@@ -8,12 +8,16 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plugdock.protocol.codec import encode
 from plugdock.protocol.messages import Event, event_line, log_line
 from plugdock.runtime.output import LogHandler, Output, PrintToLog
 from plugdock.runtime.registry import PluginRegistry, RegistryError
 from plugdock.sdk.config import DifyPluginEnv, InstallMethod
+
+if TYPE_CHECKING:
+    from plugdock.runtime.executor import Executor
 
 
 def run_plugin(config: DifyPluginEnv, root: str | Path | None = None) -> None:
@@ -56,23 +60,25 @@ def run_stdio(config: DifyPluginEnv, root: Path) -> None:
     install_logging(output)
     sys.stdout = PrintToLog(output)
     die_with_parent()
+    from plugdock.runtime.executor import Executor
+
     try:
         registry = PluginRegistry.load(root)
+        executor = Executor(registry)  # trigger and datasource classes load here: a missing one is named too
     except RegistryError as exc:
         output.write(event_line(Event.ERROR, None, {"error": f"plugin failed to load: {exc}"}))
         sys.stderr.write(f"plugdock: plugin failed to load: {exc}\n")
         os._exit(1)
     output.write(encode(registry.manifest))
-    asyncio.run(_serve_stdio(config, registry, output))
+    asyncio.run(_serve_stdio(config, registry, executor, output))
     os._exit(0)  # stdin closed: leave now, without waiting for handler threads
 
 
-async def _serve_stdio(config: DifyPluginEnv, registry: PluginRegistry, output: Output) -> None:
-    from plugdock.runtime.executor import Executor
+async def _serve_stdio(config: DifyPluginEnv, registry: PluginRegistry, executor: Executor, output: Output) -> None:
     from plugdock.runtime.server import PluginServer
     from plugdock.runtime.stdio import read_lines, stdin_reader
 
-    server = PluginServer(Executor(registry), config, output)
+    server = PluginServer(executor, config, output)
     tasks = [asyncio.ensure_future(server.heartbeat()),
              asyncio.ensure_future(server.watch_parent(lambda: os._exit(0)))]
     for line in registry.summary():
