@@ -143,3 +143,30 @@ def test_plugdock_drive_plugin_through_plugdock_serve(daemon: DaemonProcess, tmp
     crawl = daemon.dispatch("datasource/get_website_crawl", "tester/drive",
                             {**request, "datasource_parameters": {}})
     assert crawl[-1]["code"] != 0 and "Website crawl datasource drive not found" in str(crawl[-1])
+
+
+# -- the test client -----------------------------------------------------------------------------------------
+def test_plugin_test_client_runs_each_datasource_kind(tmp_path: Path) -> None:
+    from plugdock.testing.client import PluginTestClient
+
+    crawl = PluginTestClient(datasource_plugin(tmp_path / "crawl", "website_crawl"))
+    result = crawl.invoke_datasource("get_website_crawl", "demo_ds", "demo_ds", {"api_key": "k"},
+                                     datasource_parameters={"url": "https://x.example"})
+    assert [c["result"]["status"] for c in result.raise_for_error().chunks] == ["processing", "completed"]
+    assert crawl.validate_datasource_credentials("demo_ds", {"api_key": "invalid"}).error == {
+        "error_type": "DatasourceCredentialValidationError", "message": "the API key is invalid"}
+
+    docs = PluginTestClient(datasource_plugin(tmp_path / "docs", "online_document"))
+    pages = docs.invoke_datasource("invoke_online_document_datasource_get_pages", "demo_ds", "demo_ds",
+                                   {"api_key": "good"}, datasource_parameters={})
+    assert pages.raise_for_error().chunks[0]["result"][0]["workspace_id"] == "w1"
+    content = docs.invoke_datasource("get_online_document_page_content", "demo_ds", "demo_ds",
+                                     page={"workspace_id": "w1", "page_id": "p1", "type": "page"})
+    assert content.text == "content of p1"
+
+    drive = PluginTestClient(datasource_plugin(tmp_path / "drive", "online_drive"))
+    files = drive.invoke_datasource("online_drive_browse_files", "demo_ds", "demo_ds",
+                                    request={"prefix": "docs", "max_keys": 5})
+    assert files.raise_for_error().chunks[0]["result"][0]["files"][0]["name"] == "guide.md"
+    missing = drive.invoke_datasource("online_drive_download_file", "demo_ds", "demo_ds", request={"id": "nope"})
+    assert missing.error == {"error_type": "ValueError", "message": "no file 'nope'"}

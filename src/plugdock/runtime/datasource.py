@@ -21,6 +21,15 @@ from plugdock.runtime.iteration import drain_async
 from plugdock.runtime.registry import PluginRegistry, RegistryError, load_class, read_yaml
 from plugdock.sdk.session import Session
 
+# The daemon's dispatch/datasource/<route> names for the official actions (PluginTestClient takes either).
+ROUTE_ACTIONS = {
+    "validate_credentials": "validate_datasource_credentials",
+    "get_website_crawl": "invoke_website_datasource_get_crawl",
+    "get_online_document_pages": "invoke_online_document_datasource_get_pages",
+    "get_online_document_page_content": "invoke_online_document_datasource_get_page_content",
+    "online_drive_browse_files": "invoke_online_drive_browse_files",
+    "online_drive_download_file": "invoke_online_drive_download_file",
+}
 KIND_NAMES = {"website_crawl": "Website crawl", "online_document": "Online document", "online_drive": "Online drive"}
 
 

@@ -169,3 +169,20 @@ class PluginTestClient:
             if "result" in chunk:
                 data += binascii.unhexlify(chunk["result"])
         return EndpointResponse(status, dict(response_headers), data)
+
+    # -- datasources ------------------------------------------------------------------------------
+    def validate_datasource_credentials(self, provider: str, credentials: Mapping[str, Any]) -> InvocationResult:
+        return self.request("datasource", "validate_datasource_credentials", {"provider": provider,
+                                                                              "credentials": dict(credentials)})
+
+    def invoke_datasource(self, action: str, provider: str, datasource: str,
+                          credentials: Mapping[str, Any] | None = None, **fields: Any) -> InvocationResult:
+        """One datasource action; ``action`` is the official name or its short form (``get_website_crawl``,
+        ``get_online_document_pages``, ``get_online_document_page_content``, ``online_drive_browse_files``,
+        ``online_drive_download_file``, the daemon's route names); ``fields`` are ``datasource_parameters``,
+        ``page`` or ``request`` as the action takes."""
+        from plugdock.runtime.datasource import ROUTE_ACTIONS
+
+        action = ROUTE_ACTIONS.get(action, action)
+        return self.request("datasource", action, {"provider": provider, "datasource": datasource,
+                                                   "credentials": dict(credentials or {}), **fields})
