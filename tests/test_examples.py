@@ -24,7 +24,7 @@ def test_there_is_an_example_of_every_kind() -> None:
         manifest = load_plugin(DirectorySource(root)).manifest
         assert manifest is not None
         kinds.add(manifest.category)
-    assert {"tool", "model", "extension", "agent-strategy", "trigger"} <= kinds
+    assert {"tool", "model", "extension", "agent-strategy", "trigger", "datasource"} <= kinds
     assert len(EXAMPLES) == len(PLUGINS) + 1  # and one bundle
 
 
