@@ -234,6 +234,12 @@ def test_versions_are_immutable_and_a_yanked_one_still_installs_by_exact_referen
     assert [(v["version"], v["yanked"], v["yank_reason"]) for v in versions] == [("0.0.2", True, "broken"),
                                                                               ("0.0.1", False, "")]
     assert "class=yanked" in httpx.get(registry.url).text
+    # what `plugdock publish check --marketplace-url` (the dify-plugins pre-check) asks: the version exists
+    from plugdock.publishing.live_checks import version_on_marketplace
+    from plugdock.publishing.source import load_candidate
+
+    assert version_on_marketplace(load_candidate(echo_version(tmp_path, "0.0.2")), registry.url)
+    assert not version_on_marketplace(load_candidate(echo_version(tmp_path, "0.0.3")), registry.url)
 
 
 def test_uploads_need_the_servers_token(tmp_path: Path) -> None:

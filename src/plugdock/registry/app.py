@@ -174,6 +174,14 @@ def create_app(config: RegistryConfig) -> FastAPI:
         suffix = row.icon[row.icon.rfind("."):].lower()
         return Response(content, media_type=ICON_TYPES.get(suffix, "application/octet-stream"))
 
+    @app.get("/api/v1/plugins/{org}/{name}/{version}")
+    def one_version(org: str, name: str, version: str) -> JSONResponse:
+        """What the dify-plugins pre-check workflow asks (code 0: the version exists; yanked ones count)."""
+        row = catalog.by_version(f"{org}/{name}", version)
+        if row is None:
+            return fail(404, f"{org}/{name} {version}: no such version")
+        return ok({"version": version_entry(row)})
+
     @app.post("/api/v1/plugins/upload")
     async def upload(request: Request, package: Annotated[UploadFile, File()],
                      authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
