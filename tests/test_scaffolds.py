@@ -71,7 +71,11 @@ def validate(folder: Path) -> dict[str, object]:
 # -- same bytes as before --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kind", "method"), COMBINATIONS)
+# kinds added after the string templates were retired (datasource, trigger) have no former bytes to match
+LEGACY_COMBINATIONS = [(kind, method) for kind, method in COMBINATIONS if kind in LEGACY.KINDS]
+
+
+@pytest.mark.parametrize(("kind", "method"), LEGACY_COMBINATIONS)
 def test_every_kind_renders_as_the_string_templates_did(kind: str, method: str) -> None:
     answers = PluginAnswers(kind, "my-echo_tool", "acme", 'Says "hi" \\ back, über 100%. __NAME__ stays.', method)
     assert plugin_files(answers, NOW) == legacy_files(answers)
@@ -79,7 +83,7 @@ def test_every_kind_renders_as_the_string_templates_did(kind: str, method: str) 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    kind=st.sampled_from(KINDS),
+    kind=st.sampled_from(LEGACY.KINDS),
     method=st.sampled_from(["predefined", "customizable"]),
     name=st.from_regex(r"\A[a-z0-9_-]{1,40}\Z"),
     author=st.from_regex(r"\A[a-z0-9_-]{1,20}\Z"),

@@ -79,3 +79,32 @@ def test_a_missing_event_class_is_one_load_error_line(tmp_path: Path) -> None:
         assert plugin.proc.wait(timeout=10) == 1
     finally:
         plugin.close(timeout=1)
+
+
+def test_the_init_scaffold_runs(tmp_path: Path) -> None:
+    import binascii
+    import json
+
+    from plugdock.cli.templates import PluginAnswers, render_plugin
+    from plugdock.runtime.http_wire import serialize_request
+
+    render_plugin(PluginAnswers("trigger", "my_hook", "acme", "A hook."), tmp_path)
+    body = json.dumps({"n": 1}).encode()
+    raw = binascii.hexlify(serialize_request("POST", "/hook", {"Host": "h", "Content-Type": "application/json",
+                                                               "X-Webhook-Secret": "s"}, body)).decode()
+    subscription = {"endpoint": "https://h/hook", "properties": {"webhook_secret": "s"}}
+    base = {"type": "trigger", "provider": "my_hook", "subscription": subscription, "raw_http_request": raw}
+    plugin = PluginProcess(tmp_path, python=sys.executable)
+    try:
+        plugin.ready(timeout=30)
+        (dispatched, _) = plugin.session(plugin.request({**base, "action": "dispatch_trigger_event"}))
+        assert dispatched["data"]["events"] == ["my_hook"] and dispatched["data"]["payload"] == {"n": 1}
+        (event, _) = plugin.session(plugin.request({**base, "action": "invoke_trigger_event", "event": "my_hook",
+                                                    "parameters": {}, "payload": {"n": 1}}))
+        assert event["data"] == {"variables": {"payload": {"n": 1}}, "cancelled": False}
+        wrong = {**subscription, "properties": {"webhook_secret": "other"}}
+        (refused, _) = plugin.session(plugin.request({**base, "action": "dispatch_trigger_event",
+                                                      "subscription": wrong}))
+        assert refused["data"]["error_type"] == "TriggerValidationError"
+    finally:
+        plugin.close(timeout=1)

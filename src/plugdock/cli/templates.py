@@ -23,7 +23,7 @@ from pathlib import Path
 from plugdock.errors import PlugdockError
 from plugdock.schema.common import AUTHOR_RE, PLUGIN_NAME_RE
 
-KINDS = ["tool", "model", "extension", "agent-strategy", "bundle", "datasource"]
+KINDS = ["tool", "model", "extension", "agent-strategy", "bundle", "datasource", "trigger"]
 
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)__")
 PYTHON_SAFE = frozenset({"NAME", "AUTHOR", "CLASS"})
