@@ -186,3 +186,59 @@ class PluginTestClient:
         action = ROUTE_ACTIONS.get(action, action)
         return self.request("datasource", action, {"provider": provider, "datasource": datasource,
                                                    "credentials": dict(credentials or {}), **fields})
+
+    # -- triggers ---------------------------------------------------------------------------------
+    @staticmethod
+    def webhook(method: str = "POST", path: str = "/", *, headers: Mapping[str, str] | None = None,
+                body: bytes | str = b"") -> str:
+        """A webhook request as the daemon sends it to a trigger: the hex of its HTTP/1.1 bytes."""
+        from plugdock.runtime.http_wire import serialize_request
+
+        data = body.encode() if isinstance(body, str) else body
+        return binascii.hexlify(serialize_request(method, path, {"Host": "localhost", **(headers or {})},
+                                                  data)).decode()
+
+    def dispatch_trigger_event(self, provider: str, subscription: Mapping[str, Any], raw_http_request: str, *,
+                               credentials: Mapping[str, Any] | None = None,
+                               credential_type: str | None = None) -> InvocationResult:
+        """``{"user_id", "events", "response" (hex HTTP bytes), "payload"}`` in ``chunks[0]``."""
+        return self.request("trigger", "dispatch_trigger_event", {
+            "provider": provider, "subscription": dict(subscription), "raw_http_request": raw_http_request,
+            "credentials": dict(credentials) if credentials is not None else None,
+            "credential_type": credential_type})
+
+    def invoke_trigger_event(self, provider: str, event: str, subscription: Mapping[str, Any],
+                             raw_http_request: str, *, parameters: Mapping[str, Any] | None = None,
+                             payload: Mapping[str, Any] | None = None, credentials: Mapping[str, Any] | None = None,
+                             credential_type: str = "api-key") -> InvocationResult:
+        """``{"variables", "cancelled"}`` in ``chunks[0]`` (cancelled when the event raised EventIgnoreError)."""
+        return self.request("trigger", "invoke_trigger_event", {
+            "provider": provider, "event": event, "subscription": dict(subscription),
+            "raw_http_request": raw_http_request, "parameters": dict(parameters or {}),
+            "payload": dict(payload or {}), "credentials": dict(credentials or {}),
+            "credential_type": credential_type})
+
+    def validate_trigger_credentials(self, provider: str, credentials: Mapping[str, Any]) -> InvocationResult:
+        return self.request("trigger", "validate_trigger_credentials", {"provider": provider,
+                                                                        "credentials": dict(credentials)})
+
+    def subscribe_trigger(self, provider: str, endpoint: str, parameters: Mapping[str, Any] | None = None, *,
+                          credentials: Mapping[str, Any] | None = None,
+                          credential_type: str = "api-key") -> InvocationResult:
+        return self.request("trigger", "subscribe_trigger", {
+            "provider": provider, "endpoint": endpoint, "parameters": dict(parameters or {}),
+            "credentials": dict(credentials or {}), "credential_type": credential_type})
+
+    def unsubscribe_trigger(self, provider: str, subscription: Mapping[str, Any], *,
+                            credentials: Mapping[str, Any] | None = None,
+                            credential_type: str = "api-key") -> InvocationResult:
+        return self.request("trigger", "unsubscribe_trigger", {
+            "provider": provider, "subscription": dict(subscription), "credentials": dict(credentials or {}),
+            "credential_type": credential_type})
+
+    def refresh_trigger(self, provider: str, subscription: Mapping[str, Any], *,
+                        credentials: Mapping[str, Any] | None = None,
+                        credential_type: str = "api-key") -> InvocationResult:
+        return self.request("trigger", "refresh_trigger", {
+            "provider": provider, "subscription": dict(subscription), "credentials": dict(credentials or {}),
+            "credential_type": credential_type})
