@@ -3,6 +3,9 @@ and dispatch routes for an official-SDK datasource plugin and a plugdock one, ov
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,3 +173,27 @@ def test_plugin_test_client_runs_each_datasource_kind(tmp_path: Path) -> None:
     assert files.raise_for_error().chunks[0]["result"][0]["files"][0]["name"] == "guide.md"
     missing = drive.invoke_datasource("online_drive_download_file", "demo_ds", "demo_ds", request={"id": "nope"})
     assert missing.error == {"error_type": "ValueError", "message": "no file 'nope'"}
+
+
+# -- plugdock invoke ---------------------------------------------------------------------------------------
+def plugdock(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plugdock", *args], capture_output=True, text=True, cwd=cwd,
+                          check=False)
+
+
+def test_invoke_runs_a_datasource_action_with_typed_fields(tmp_path: Path) -> None:
+    root = datasource_plugin(tmp_path / "drive", "online_drive")
+    listing = plugdock("invoke", ".", "datasource", "online_drive_browse_files", "-c", "api_key=k", "-p",
+                       "max_keys=1", "--json", cwd=root)
+    assert listing.returncode == 0, listing.stderr
+    (chunk,) = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert chunk["result"][0]["is_truncated"] is True and len(chunk["result"][0]["files"]) == 1
+    wrong = plugdock("invoke", ".", "datasource", "validate_credentials", "-c", "api_key=invalid", cwd=root)
+    assert wrong.returncode == 1 and "DatasourceCredentialValidationError: the API key is invalid" in wrong.stderr
+    no_key = plugdock("invoke", ".", "datasource", "online_drive_download_file", "-p", "id=x", cwd=root)
+    assert no_key.returncode == 2 and "needs credential api_key (secret-input): pass -c api_key=VALUE" in no_key.stderr
+    missing = plugdock("invoke", ".", "datasource", "online_drive_download_file", "-c", "api_key=k", cwd=root)
+    assert missing.returncode == 2 and "needs field id (string): pass -p id=VALUE" in missing.stderr
+    typed = plugdock("invoke", ".", "datasource", "online_drive_browse_files", "-c", "api_key=k", "-p",
+                     "max_keys=many", cwd=root)
+    assert typed.returncode == 2 and "max_keys" in typed.stderr

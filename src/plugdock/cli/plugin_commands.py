@@ -103,7 +103,7 @@ class _Printer:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint"]))
+@click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint", "datasource"]))
 @click.argument("name")
 @click.option("--provider", help="Provider name (default: the plugin's only provider).")
 @click.option("--param", "-p", "params", multiple=True,
@@ -167,6 +167,10 @@ def _request(client: Any, kind: str, name: str, provider: str | None, params: di
     from plugdock.testing.parameters import read_values, typed_fields
 
     registry = client.registry
+    if kind == "datasource":
+        from plugdock.cli.datasource_invoke import datasource_request
+
+        return datasource_request(registry, name, provider, params, creds)
     if kind == "tool":
         provider = provider or _only(registry.tool_providers, "tool provider")
         entry = registry.tool_providers.get(provider)
