@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, model_validator
 
-from daemon_harness import DaemonProcess, free_port
+from daemon_harness import KEY, DaemonProcess, free_port
 from plugdock.cli.main import cli
 from plugdock.packaging.archive import PackageArchive
 from plugdock.packaging.checksum import package_checksum
@@ -331,3 +331,25 @@ def test_packages_in_s3_compatible_storage(tmp_path: Path) -> None:
         assert zipfile.ZipFile(io.BytesIO(data)).read("manifest.yaml")
     finally:
         s3.stop()
+
+
+@pytest.mark.slow
+def test_a_daemon_installs_a_bundles_marketplace_member_from_the_registry(registry: Registry, tmp_path: Path) -> None:
+    """plugdock's daemon fetches a bundle's ``marketplace`` members from MARKETPLACE_API_URL itself."""
+    from plugdock.packaging.build import build_bundle
+    from test_daemon_bundles import make_bundle
+
+    assert publish(registry.url, EXAMPLES / "typed_calculator")[0] == 0
+    bundle = tmp_path / "b.difybndl"
+    member = "  - type: marketplace\n    value:\n      marketplace_pattern: plugdock/typed_calculator:0.0.1\n"
+    bundle.write_bytes(build_bundle(make_bundle(tmp_path, member)))
+    daemon = DaemonProcess(tmp_path / "home", MARKETPLACE_API_URL=registry.url).start()
+    try:
+        done = subprocess.run([sys.executable, "-m", "plugdock", "install", str(bundle), "--daemon", daemon.url,
+                               "--tenant", "t1"], env={**os.environ, "PLUGDOCK_KEY": KEY}, capture_output=True,
+                              text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        ids = daemon.data(daemon.client.get("/plugin/t1/management/installation/ids"))["plugin_ids"]
+        assert ids == ["plugdock/typed_calculator"]
+    finally:
+        daemon.stop()
