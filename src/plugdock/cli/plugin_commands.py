@@ -103,7 +103,7 @@ class _Printer:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint", "datasource"]))
+@click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint", "datasource", "trigger"]))
 @click.argument("name")
 @click.option("--provider", help="Provider name (default: the plugin's only provider).")
 @click.option("--param", "-p", "params", multiple=True,
@@ -171,6 +171,10 @@ def _request(client: Any, kind: str, name: str, provider: str | None, params: di
         from plugdock.cli.datasource_invoke import datasource_request
 
         return datasource_request(registry, name, provider, params, creds)
+    if kind == "trigger":
+        from plugdock.cli.trigger_invoke import trigger_request
+
+        return trigger_request(registry, name, provider, params, creds)
     if kind == "tool":
         provider = provider or _only(registry.tool_providers, "tool provider")
         entry = registry.tool_providers.get(provider)
