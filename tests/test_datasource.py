@@ -197,3 +197,22 @@ def test_invoke_runs_a_datasource_action_with_typed_fields(tmp_path: Path) -> No
     typed = plugdock("invoke", ".", "datasource", "online_drive_browse_files", "-c", "api_key=k", "-p",
                      "max_keys=many", cwd=root)
     assert typed.returncode == 2 and "max_keys" in typed.stderr
+
+
+# -- remote debugging ---------------------------------------------------------------------------------------
+def test_remote_debugging_registers_the_datasource_declaration(tmp_path: Path) -> None:
+    from plugdock.daemon.http.datasources import official_declaration
+    from plugdock.runtime.remote import registration_lines
+
+    root = datasource_plugin(tmp_path / "docs", "online_document")
+    lines = [json.loads(line) for line in registration_lines(root, "key")]
+    (sent,) = [line["data"] for line in lines if line["type"] == "datasource_declaration"]
+    assert sent == [plugin_declaration(load_plugin(DirectorySource(root)))["datasource"]]
+    assert official_declaration(sent[0]) == sent[0]  # already the daemon's shape
+    # what an official SDK sends over the debugging connection: its whole model, extras and all
+    sdk_model = {**sent[0], "extra": {"python": {"source": "provider/demo_ds.py"}}, "help": {"en_US": "h"},
+                 "datasources": [{**sent[0]["datasources"][0], "extra": {"python": {"source": "x.py"}},
+                                  "output_schema": {}}]}
+    cleaned = official_declaration(sdk_model)
+    assert "extra" not in cleaned and "help" not in cleaned
+    assert set(cleaned["datasources"][0]) == {"identity", "parameters", "description"}

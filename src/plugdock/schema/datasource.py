@@ -195,17 +195,17 @@ def load_datasource_provider(loader: Any, path: str, mdoc: YamlDocument, ref: Pa
 
 def datasource_declaration(provider: DatasourceProviderDeclaration,
                            datasources: list[DatasourceDeclaration]) -> dict[str, Any]:
-    """The official DatasourceProviderDeclaration JSON: credentials as a list, tags and lists never null,
-    ``oauth_schema`` null when absent, the datasource files inlined, no ``extra`` (the daemon's struct has none)."""
-    data = provider.to_data()
-    data.pop("extra", None)
-    data["identity"].setdefault("tags", [])
+    """The official DatasourceProviderDeclaration JSON: the struct's fields only (no ``extra``, ``help``, or a
+    datasource's own ``provider_type``), credentials as a list, tags and lists never null, ``oauth_schema`` null
+    when absent, the datasource files inlined."""
+    written = provider.to_data()
+    data: dict[str, Any] = {key: written.get(key) for key in ("identity", "oauth_schema", "provider_type")}
+    data["identity"] = {"tags": [], **written["identity"]}
     data["credentials_schema"] = [f.to_data() for f in provider.credential_fields]
-    data.setdefault("oauth_schema", None)
     items = []
     for datasource in datasources:
-        item = datasource.to_data()
-        item.pop("extra", None)
+        item = {key: value for key, value in datasource.to_data().items()
+                if key in ("identity", "description", "output_schema")}
         item["parameters"] = [p.to_data() for p in datasource.parameters or []]
         items.append(item)
     data["datasources"] = items

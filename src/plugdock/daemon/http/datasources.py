@@ -18,8 +18,25 @@ FIELDS = ("id", "created_at", "updated_at", "tenant_id", "provider", "plugin_uni
           "declaration")
 
 
+PROVIDER_KEYS = ("identity", "credentials_schema", "oauth_schema", "provider_type", "datasources")
+DATASOURCE_KEYS = ("identity", "parameters", "description", "output_schema")
+
+
+def official_declaration(declaration: dict[str, Any]) -> dict[str, Any]:
+    """The fields the daemon's DatasourceProviderDeclaration struct keeps. An installed package's declaration
+    has only those already; a remote-debugging official SDK sends its whole model (``extra``, ``help`` and
+    the rest), which the official daemon drops when it decodes the registration."""
+    out = {key: declaration.get(key) for key in PROVIDER_KEYS}
+    out["credentials_schema"] = out["credentials_schema"] or []
+    out["datasources"] = [{key: d[key] for key in DATASOURCE_KEYS if key in d and (key != "output_schema" or d[key])}
+                          for d in declaration.get("datasources") or [] if isinstance(d, dict)]
+    return out
+
+
 def _row(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: item[key] for key in FIELDS}
+    row = {key: item[key] for key in FIELDS}
+    row["declaration"] = official_declaration(row["declaration"])
+    return row
 
 
 def datasource_rows(d: Daemon, tenant_id: str, page: int, page_size: int) -> list[dict[str, Any]]:
