@@ -353,3 +353,22 @@ def test_a_daemon_installs_a_bundles_marketplace_member_from_the_registry(regist
         assert ids == ["plugdock/typed_calculator"]
     finally:
         daemon.stop()
+
+
+def test_the_database_refuses_a_second_identifier_for_one_version(tmp_path: Path) -> None:
+    """Two uploads of one version with other contents, racing past the check: the unique index decides."""
+    import datetime as dt
+
+    from plugdock.registry.store import Catalog, PackageVersion
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'r.db'}")
+
+    def row(checksum: str) -> PackageVersion:
+        return PackageVersion(unique_identifier=f"a/b:0.0.1@{checksum}", plugin_id="a/b", org="a", name="b",
+                              version="0.0.1", checksum=checksum, category="tool", declaration={}, readme="",
+                              icon="", size=1, signed=False, yanked=False, yank_reason="", install_count=0,
+                              created_at=dt.datetime.now(dt.UTC))
+
+    assert catalog.add(row("1" * 64)) is not None
+    assert catalog.add(row("1" * 64)) is not None  # the same identifier again: already there
+    assert catalog.add(row("2" * 64)) is None

@@ -172,7 +172,10 @@ def create_app(config: RegistryConfig) -> FastAPI:
             return fail(404, f"{org}/{name}: no icon")
         content = PackageArchive.open(data, max_size=config.max_size).read(row.icon) or b""
         suffix = row.icon[row.icon.rfind("."):].lower()
-        return Response(content, media_type=ICON_TYPES.get(suffix, "application/octet-stream"))
+        # an uploaded SVG may hold script: never run it on the registry's origin
+        return Response(content, media_type=ICON_TYPES.get(suffix, "application/octet-stream"),
+                        headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                                 "X-Content-Type-Options": "nosniff"})
 
     @app.get("/api/v1/plugins/{org}/{name}/{version}")
     def one_version(org: str, name: str, version: str) -> JSONResponse:

@@ -73,8 +73,11 @@ def publish(data: bytes, catalog: Catalog, blobs: Blobs, key: rsa.RSAPrivateKey 
                          created_at=dt.datetime.now(dt.UTC))
     if same_version is None:
         blobs.put(blob_key(identifier.checksum), data)
-    stored, created = catalog.add(row)
-    return Published(stored, created)
+    added = catalog.add(row)
+    if added is None:
+        raise VersionConflict(f"{identifier.plugin_id} {manifest.version} was just published by another upload, "
+                              "with other contents: bump the version")
+    return Published(*added)
 
 
 def blob_key(checksum: str) -> str:

@@ -13,8 +13,21 @@ from contextlib import contextmanager
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, create_engine, event, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -24,6 +37,7 @@ class Base(DeclarativeBase):
 
 class PackageVersion(Base):
     __tablename__ = "registry_versions"
+    __table_args__ = (UniqueConstraint("plugin_id", "version", name="uq_registry_plugin_version"),)
 
     unique_identifier: Mapped[str] = mapped_column(String(400), primary_key=True)
     plugin_id: Mapped[str] = mapped_column(String(200), index=True)
@@ -112,13 +126,18 @@ class Catalog:
                               .where(PackageVersion.plugin_id == plugin_id)).scalar()
         return int(total or 0)
 
-    def add(self, row: PackageVersion) -> tuple[PackageVersion, bool]:
-        """Store a new version; (the stored row, False) when that exact identifier is stored already."""
-        with self.session() as s:
-            existing = s.get(PackageVersion, row.unique_identifier)
-            if existing is not None:
-                return existing, False
-            s.add(row)
+    def add(self, row: PackageVersion) -> tuple[PackageVersion, bool] | None:
+        """Store a new version; (the stored row, False) when that exact identifier is stored already; None when
+        another upload stored the same version with other contents meanwhile."""
+        try:
+            with self.session() as s:
+                existing = s.get(PackageVersion, row.unique_identifier)
+                if existing is not None:
+                    return existing, False
+                s.add(row)
+        except IntegrityError:
+            existing = self.get(row.unique_identifier)
+            return (existing, False) if existing is not None else None
         return row, True
 
     def yank(self, unique_identifier: str, yanked: bool, reason: str) -> PackageVersion | None:
