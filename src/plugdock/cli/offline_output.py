@@ -20,6 +20,11 @@ def package_offline(directory: Path, output: Path | None, limit: int, offline: b
                     python: str | None) -> None:
     if not offline:
         raise PackageError("--platform and --python choose the wheels of an offline package: add --offline")
+    from plugdock.packaging.build import is_bundle
+
+    if is_bundle(directory):
+        raise PackageError(f"{directory}: a bundle carries packages, not dependencies; package each member plugin "
+                           "with --offline and put those packages in the bundle")
     built, report = build_offline_package(directory, platforms, python, max_size=limit,
                                           say=lambda line: click.echo(line, err=True))
     manifest = built.plugin.manifest
