@@ -98,6 +98,13 @@ class _Loader:
         self.add(problems)
         return model
 
+    def unchecked(self, doc: YamlDocument | None, key: str, cls: type[BaseModel], what: str) -> None:
+        """A provider that failed validation still names its files: check them too, so one run lists them all."""
+        items = doc.data.get(key) if doc is not None and isinstance(doc.data, dict) else None
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            if isinstance(item, str) and (idoc := self.document(item, doc, (key, index), what)) is not None:
+                self.model(cls, idoc)
+
     # -- the walk ---------------------------------------------------------------------------------
     def run(self) -> LoadedPlugin:
         doc = self.document("manifest.yaml", None, (), "manifest")
@@ -109,10 +116,9 @@ class _Loader:
         manifest = self.model(PluginManifest, doc)
         self.result.manifest = manifest
         self.result.files["manifest"] = "manifest.yaml"
-        if manifest is None:
-            return self.result
-        self.manifest_rules(manifest, doc)
-        refs = manifest.plugins
+        if manifest is not None:
+            self.manifest_rules(manifest, doc)
+        refs = manifest.plugins if manifest is not None else _RawRefs(doc.data)  # one run: every file's problems
         for attr, loader in (
             ("tools", self.tool_provider), ("models", self.model_provider), ("endpoints", self.endpoint_group),
             ("agent_strategies", self.agent_provider), ("datasources", self.datasource_provider),
@@ -120,8 +126,9 @@ class _Loader:
         ):
             for index, path in enumerate(getattr(refs, attr) or []):
                 loader(path, doc, ("plugins", attr, index), attr)
-        self.assets_rules(manifest, doc)
-        self.permission_rules(manifest, doc)
+        if manifest is not None:
+            self.assets_rules(manifest, doc)
+            self.permission_rules(manifest, doc)
         self.source_rules()
         self.link_rules()
         return self.result
@@ -183,6 +190,7 @@ class _Loader:
         doc = self.document(path, mdoc, ref, "tool provider")
         provider = self.model(ToolProviderDeclaration, doc) if doc else None
         if doc is None or provider is None:
+            self.unchecked(doc, "tools", ToolDeclaration, "tool")
             return
         self.result.tool_provider = provider
         self.result.files["tool_provider"] = path
@@ -263,6 +271,7 @@ class _Loader:
         doc = self.document(path, mdoc, ref, "endpoint group")
         group = self.model(EndpointProviderDeclaration, doc) if doc else None
         if doc is None or group is None:
+            self.unchecked(doc, "endpoints", EndpointDeclaration, "endpoint")
             return
         self.result.endpoint_group = group
         self.result.files["endpoint_group"] = path
@@ -284,6 +293,7 @@ class _Loader:
         doc = self.document(path, mdoc, ref, "agent strategy provider")
         provider = self.model(AgentStrategyProviderDeclaration, doc) if doc else None
         if doc is None or provider is None:
+            self.unchecked(doc, "strategies", AgentStrategyDeclaration, "agent strategy")
             return
         self.result.agent_provider = provider
         self.result.files["agent_provider"] = path
@@ -398,6 +408,18 @@ class _Loader:
         for link in getattr(self.source, "links", []):
             severity = "error" if link.refused else "warning"
             self.add([Problem(link.path, None, None, "", link.message(), severity)])
+
+
+class _RawRefs:
+    """The provider files an invalid manifest names (``plugins.tools: [...]``), read as written."""
+
+    def __init__(self, data: Any) -> None:
+        plugins = data.get("plugins") if isinstance(data, dict) else None
+        self.plugins = plugins if isinstance(plugins, dict) else {}
+
+    def __getattr__(self, attr: str) -> list[str]:
+        paths = self.plugins.get(attr)
+        return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
 
 
 def _source(extra: Any) -> str | None:
