@@ -97,39 +97,29 @@ COMMANDS = [generate]
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--to", "target", type=click.Choice(["plugdock", "dify"]), default="plugdock", show_default=True,
               help="Which SDK the imports should name afterwards.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Print every change as a unified diff; write nothing.")
 def port(directory: Path, target: str, dry_run: bool) -> None:
     """Rewrite a plugin's imports between the official dify_plugin SDK and plugdock (same names, same API).
 
-    Packages of a plugdock plugin carry plugdock inside; --to dify makes a plugin for the official SDK instead."""
-    from plugdock.sdk.compat import port_source
+    The dependency files follow: requirements.txt and pyproject.toml name plugdock (--to dify: dify_plugin), and
+    uv.lock is re-locked with uv (removed, with a warning, when uv cannot lock it). Packages of a plugdock plugin
+    carry plugdock inside; --to dify makes a plugin for the official SDK instead."""
+    from plugdock.cli.porting import apply, plan_port
 
-    changed = 0
-    for path in sorted(directory.rglob("*.py")):
-        if any(part in (".venv", "__pycache__") for part in path.parts):
-            continue
-        text = path.read_text(encoding="utf-8")
-        try:
-            new, notes = port_source(text, to=target)
-        except SyntaxError as exc:
-            raise PlugdockError(f"{path}:{exc.lineno}: cannot parse: {exc.msg}") from exc
-        for note in notes:
-            click.secho(f"{path}: {note}", fg="yellow", err=True)
-        if new != text:
-            changed += 1
-            click.echo(f"{'would rewrite' if dry_run else 'rewrote'} {path.relative_to(directory)}")
-            if not dry_run:
-                path.write_text(new, encoding="utf-8")
-    requirements = directory / "requirements.txt"
-    if target == "plugdock" and requirements.exists() and not dry_run:
-        lines = requirements.read_text().splitlines()
-        ported = ["plugdock>=0.1" if line.strip().lower().startswith("dify_plugin") or
-                  line.strip().lower().startswith("dify-plugin") else line for line in lines]
-        if ported != lines:
-            requirements.write_text("\n".join(ported) + "\n")
-            click.echo("rewrote requirements.txt (dify-plugin -> plugdock; `plugdock package` ships plugdock inside "
-                       "the package, so it installs in Dify too)")
-    click.echo(f"{changed} file(s) {'to change' if dry_run else 'changed'}")
+    plan = plan_port(directory, target)
+    for change in plan.changes:
+        if dry_run:
+            click.echo(change.diff(), nl=False)
+        else:
+            verb = "removed" if change.new is None else "rewrote"
+            click.echo(f"{verb} {change.path}")
+    for note in plan.notes:
+        click.secho(f"warning: {note}", fg="yellow", err=True)
+    if not dry_run:
+        apply(directory, plan)
+    click.echo(f"{len(plan.changes)} file(s) {'to change' if dry_run else 'changed'}", err=dry_run)
+    if not dry_run and plan.changes:
+        click.echo(f"next: plugdock validate {directory} && plugdock package {directory}")
 
 
 COMMANDS.append(port)
