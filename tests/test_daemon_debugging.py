@@ -116,3 +116,39 @@ def test_stalled_registration_is_cut(daemon: DaemonProcess) -> None:
         sock.sendall(b'{"type": "handshake", "data": {"key": "' + debug_key.encode() + b'"}}\n')
         answer = sock.makefile("rb").readline()
     assert answer.startswith(b"registration stalled")
+
+
+def test_ctrl_c_in_either_debugging_plugin_is_no_traceback(official_python: str, tmp_path: Path) -> None:
+    """Ctrl-C is how an author stops debugging: one line on the plugin's side, none but a note on the daemon's."""
+    import signal
+
+    d = DaemonProcess(tmp_path / "home").start()
+    try:
+        official = to_official(EXAMPLES / "echo_tool", tmp_path / "official")
+        debug_key, port = key(d)
+        env = {**os.environ, "INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": f"127.0.0.1:{port}",
+               "REMOTE_INSTALL_KEY": debug_key}
+        sdk = subprocess.Popen([official_python, "-m", "main"], cwd=official, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            wait_listed(d, "plugdock/echo_tool")
+        finally:
+            sdk.send_signal(signal.SIGINT)
+            sdk.communicate(timeout=60)
+        wait_listed(d, "plugdock/echo_tool", present=False)
+        ours = subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--daemon",
+                                 d.url, "--tenant", "t1"], env={**os.environ, "PLUGDOCK_KEY": "test-server-key"},
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            wait_listed(d, "plugdock/echo_tool")
+        finally:
+            ours.send_signal(signal.SIGINT)
+            _, err = ours.communicate(timeout=60)
+        assert ours.returncode == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err
+        wait_listed(d, "plugdock/echo_tool", present=False)
+    finally:
+        d.stop()
+    assert d.proc is not None and d.proc.stderr is not None
+    log = d.proc.stderr.read().decode()
+    assert "Traceback" not in log
+    assert log.count("plugdock: debugging plugin plugdock/echo_tool disconnected") == 2

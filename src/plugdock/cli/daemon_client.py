@@ -26,14 +26,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def daemon_options(command: F) -> F:
-    """``--daemon``, ``--key-file``, the deprecated hidden ``--key`` and ``--tenant``, the same on every command."""
+    """``--daemon``, ``--key-file``, the deprecated ``--key`` and ``--tenant``, the same on every command."""
     options = [
         click.option("--daemon", "daemon_url", envvar="PLUGDOCK_DAEMON_URL", default=DEFAULT_DAEMON,
                      show_default=True, help="The daemon's URL (or set PLUGDOCK_DAEMON_URL)."),
         click.option("--key-file", type=click.Path(readable=False, path_type=Path),
                      help="File holding the daemon's server key (or set PLUGDOCK_KEY); default: "
                           "PLUGDOCK_HOME/server.key, which plugdock serve writes, when it exists."),
-        click.option("--key", hidden=True, help="Deprecated: the server key on the command line."),
+        click.option("--key", help="Deprecated: the server key itself, which every local process can read in "
+                                   "/proc/<pid>/cmdline; use --key-file or PLUGDOCK_KEY."),
         click.option("--tenant", default="default", show_default=True, help="The tenant (workspace) id."),
     ]
     for option in reversed(options):
@@ -95,11 +96,11 @@ class DaemonClient:
             raise PlugdockError(f"the daemon at {self.url} did not answer in time: check that it is up and not "
                                 "overloaded (plugdock serve's log)") from None
         except (httpx.TransportError, httpx.InvalidURL) as exc:
-            raise PlugdockError(f"cannot reach the daemon at {self.url} ({_reason(exc)}): is `plugdock serve` "
+            raise PlugdockError(f"cannot reach the daemon at {self.url}: {_reason(exc)}; is `plugdock serve` "
                                 "running there? Name another with --daemon or PLUGDOCK_DAEMON_URL") from None
         if response.status_code == 401:
             raise PlugdockError(f"the daemon at {self.url} refused the server key from {self.key.source} "
-                                "(HTTP 401): it must match the daemon's SERVER_KEY or PLUGDOCK_HOME/server.key")
+                                "(HTTP 401): it must match the daemon's SERVER_KEY or HOME/server.key")
         return _data(self.url, response)
 
 

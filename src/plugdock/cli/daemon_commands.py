@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from plugdock.cli.secrets_input import Secret, resolve_secret, warn_password_in_url
+from plugdock.cli.daemon_client import DaemonClient, connect
+from plugdock.cli.secrets_input import warn_password_in_url
 from plugdock.errors import PlugdockError
 
 
@@ -89,85 +90,10 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
                 **connection_options)
 
 
-_DAEMON_HELP = "The daemon's URL (PLUGDOCK_DAEMON_URL)."
-_KEY_FILE_HELP = ("File holding the daemon's server key, e.g. HOME/server.key written by plugdock serve "
-                  "(or set PLUGDOCK_KEY).")
-_KEY_HELP = ("Deprecated: the server key itself, which every local process can read in /proc/<pid>/cmdline; "
-             "use --key-file or PLUGDOCK_KEY.")
-SERVER_KEY_ENV = ("PLUGDOCK_KEY", "PLUGDOCK_SERVER_KEY")
-
-
-def _server_key(key_file: Path | None, key: str | None) -> Secret:
-    return resolve_secret(file_path=key_file, value=key, env_names=SERVER_KEY_ENV, what="server key",
-                          hint=" (plugdock serve writes the key it generates to HOME/server.key)")
-
-
-class _DaemonClient:
-    """The daemon's management API: every failure (unreachable, key refused, error envelope) is one line."""
-
-    def __init__(self, url: str, key: Secret) -> None:
-        import httpx
-
-        if url and not url.startswith(("http://", "https://")):
-            raise PlugdockError(f"daemon URL {url!r} must start with http:// or https://")
-        self.url = url.rstrip("/")
-        self.key = key
-        # Installs may take minutes; a daemon that does not even accept the connection is named quickly.
-        self._http = httpx.Client(base_url=self.url, headers={"X-Api-Key": key.value},
-                                  timeout=httpx.Timeout(600, connect=15))
-
-    def __enter__(self) -> _DaemonClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        import httpx
-
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise PlugdockError(f"cannot reach the daemon at {self.url}: {exc or type(exc).__name__} "
-                                "(give --daemon or PLUGDOCK_DAEMON_URL)") from None
-        if response.status_code == 401:
-            raise PlugdockError(f"the daemon at {self.url} refused the server key from {self.key.source} "
-                                "(HTTP 401): it must match the daemon's SERVER_KEY or HOME/server.key")
-        return _data(response)
-
-
-def _data(response: Any) -> Any:
-    try:
-        body = response.json()
-    except ValueError:
-        raise PlugdockError(f"daemon answered HTTP {response.status_code}: {response.text[:300]}") from None
-    if not isinstance(body, dict):
-        raise PlugdockError(f"daemon answered HTTP {response.status_code} with an unexpected body")
-    if body.get("code") != 0:
-        message = body.get("message", "")
-        try:
-            import json
-
-            message = json.loads(message).get("message", message)
-        except (ValueError, AttributeError, TypeError):
-            pass
-        raise PlugdockError(f"daemon refused: {message}")
-    return body.get("data")
-
-
-def _warn_daemon_url_password(daemon_url: str) -> None:
-    if click.get_current_context().get_parameter_source("daemon_url") == click.core.ParameterSource.COMMANDLINE:
-        warn_password_in_url("--daemon", daemon_url, "set PLUGDOCK_DAEMON_URL")
-
-
 @click.command()
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--daemon", "daemon_url", envvar="PLUGDOCK_DAEMON_URL", default="http://127.0.0.1:5002",
-              show_default=True, help=_DAEMON_HELP)
-@click.option("--key-file", type=click.Path(readable=False, path_type=Path), help=_KEY_FILE_HELP)
-@click.option("--key", help=_KEY_HELP)
-@click.option("--tenant", default="default", show_default=True)
-def install(package: Path, daemon_url: str, key_file: Path | None, key: str | None, tenant: str) -> None:
+@connect
+def install(daemon: DaemonClient, package: Path) -> None:
     """Upload PACKAGE (a .difypkg, or a bundle) to a daemon and install it, showing the progress of each plugin.
 
     The server key comes from --key-file or PLUGDOCK_KEY (PLUGDOCK_SERVER_KEY also works)."""
@@ -176,33 +102,30 @@ def install(package: Path, daemon_url: str, key_file: Path | None, key: str | No
     from plugdock.packaging.archive import PackageArchive
     from plugdock.schema.yaml_source import load_yaml
 
-    _warn_daemon_url_password(daemon_url)
-    secret = _server_key(key_file, key)
     data = package.read_bytes()
     head = load_yaml(PackageArchive.open(data, max_size=len(data) * 2 + 1024).read("manifest.yaml") or b"",
                      "manifest.yaml").data
-    with _DaemonClient(daemon_url, secret) as daemon:
-        if isinstance(head, dict) and head.get("type") == "bundle":
-            started = daemon.call("POST", f"/plugin/{tenant}/management/install/bundle",
-                                  files={"dify_bundle": (package.name, data)})
-        else:
-            uploaded = daemon.call("POST", f"/plugin/{tenant}/management/install/upload/package",
-                                   files={"dify_pkg": (package.name, data)})
-            started = daemon.call("POST", f"/plugin/{tenant}/management/install/identifiers", json={
-                "plugin_unique_identifiers": [uploaded["unique_identifier"]], "source": "package", "metas": [{}]})
-            if started["all_installed"]:
-                click.echo(f"{uploaded['unique_identifier']} is already installed")
-                return
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
-            bar = progress.add_task("installing")
-            while True:
-                task = daemon.call("GET", f"/plugin/{tenant}/management/install/tasks/{started['task_id']}")
-                lines = [f"{p['plugin_id']}: {p['message'] or p['status']}" for p in task["plugins"]]
-                progress.update(bar, description=f"[{task['completed_plugins']}/{task['total_plugins']}] "
-                                                 + " | ".join(lines))
-                if task["status"] in ("success", "failed"):
-                    break
-                time.sleep(0.3)
+    if isinstance(head, dict) and head.get("type") == "bundle":
+        started = daemon.call("POST", "/plugin/{tenant}/management/install/bundle",
+                              files={"dify_bundle": (package.name, data)})
+    else:
+        uploaded = daemon.call("POST", "/plugin/{tenant}/management/install/upload/package",
+                               files={"dify_pkg": (package.name, data)})
+        started = daemon.call("POST", "/plugin/{tenant}/management/install/identifiers", json={
+            "plugin_unique_identifiers": [uploaded["unique_identifier"]], "source": "package", "metas": [{}]})
+        if started["all_installed"]:
+            click.echo(f"{uploaded['unique_identifier']} is already installed")
+            return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+        bar = progress.add_task("installing")
+        while True:
+            task = daemon.call("GET", f"/plugin/{{tenant}}/management/install/tasks/{started['task_id']}")
+            lines = [f"{p['plugin_id']}: {p['message'] or p['status']}" for p in task["plugins"]]
+            progress.update(bar, description=f"[{task['completed_plugins']}/{task['total_plugins']}] "
+                                             + " | ".join(lines))
+            if task["status"] in ("success", "failed"):
+                break
+            time.sleep(0.3)
     for plugin in task["plugins"]:
         mark = "installed" if plugin["status"] == "success" else f"FAILED: {plugin['message']}"
         click.echo(f"{plugin['plugin_unique_identifier']}: {mark}")
@@ -212,23 +135,35 @@ def install(package: Path, daemon_url: str, key_file: Path | None, key: str | No
 
 @click.command()
 @click.argument("plugin_id")
-@click.option("--daemon", "daemon_url", envvar="PLUGDOCK_DAEMON_URL", default="http://127.0.0.1:5002",
-              show_default=True, help=_DAEMON_HELP)
-@click.option("--key-file", type=click.Path(readable=False, path_type=Path), help=_KEY_FILE_HELP)
-@click.option("--key", help=_KEY_HELP)
-@click.option("--tenant", default="default", show_default=True)
-@click.option("--lines", "-n", default=200, show_default=True)
-def logs(plugin_id: str, daemon_url: str, key_file: Path | None, key: str | None, tenant: str, lines: int) -> None:
-    """Print the last log lines the daemon kept for PLUGIN_ID (author/name).
+@click.option("--lines", "-n", default=200, show_default=True, help="How many of the last lines to show.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines as they come, until Ctrl-C.")
+@connect
+def logs(daemon: DaemonClient, plugin_id: str, lines: int, follow: bool) -> None:
+    """Print the log lines the daemon kept for PLUGIN_ID (author/name), each with its UTC time.
 
-    The server key comes from --key-file or PLUGDOCK_KEY (PLUGDOCK_SERVER_KEY also works)."""
-    _warn_daemon_url_password(daemon_url)
-    secret = _server_key(key_file, key)
-    with _DaemonClient(daemon_url, secret) as daemon:
-        data = daemon.call("GET", f"/plugin/{tenant}/management/logs", params={"plugin_id": plugin_id, "lines": lines})
+    Failed invocations are among them: which route, what error, when."""
+    path = "/plugin/{tenant}/management/logs"
+    data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": lines})
     click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
-    for line in data["lines"]:
-        click.echo(line)
+    _print_entries(data)
+    last = int(data.get("last") or 0)
+    try:
+        while follow:
+            time.sleep(1)
+            data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": 1000, "after": last})
+            if int(data.get("last") or 0) < last:  # a new process (a restart): its lines start over
+                data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": 1000})
+                click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
+            _print_entries(data)
+            last = int(data.get("last") or 0)
+    except KeyboardInterrupt:
+        return
+
+
+def _print_entries(data: dict[str, Any]) -> None:
+    entries = data.get("entries") or [{"time": "", "line": line} for line in data["lines"]]
+    for entry in entries:
+        click.echo(f"{entry['time']} {entry['line']}" if entry["time"] else entry["line"])
 
 
 COMMANDS = [serve, install, logs]

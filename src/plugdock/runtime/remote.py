@@ -77,7 +77,11 @@ def run_remote(config: DifyPluginEnv, root: Path) -> int:
     except (ValueError, RemoteRejected) as exc:
         sys.stderr.write(f"plugdock: {exc}\n")
         return 2
-    return asyncio.run(_connect_loop(config, root, host, port, lines))
+    try:
+        return asyncio.run(_connect_loop(config, root, host, port, lines))
+    except KeyboardInterrupt:  # Ctrl-C is how an author stops debugging: one line, no traceback
+        sys.stderr.write("plugdock: stopped; the daemon drops the plugin now that the connection closed\n")
+        return 130
 
 
 async def _connect_loop(config: DifyPluginEnv, root: Path, host: str, port: int, lines: list[bytes]) -> int:

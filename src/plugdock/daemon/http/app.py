@@ -9,11 +9,17 @@ the routers (one module per area) and the error handlers around one :class:`~plu
 
 from __future__ import annotations
 
+import asyncio
+import re
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -22,10 +28,12 @@ from plugdock import __version__
 from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import catalogue, dispatch, endpoints, envelope, install, management, polling
 from plugdock.daemon.http.fast_dispatch import FastDispatch
-from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit
+from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit, RequestLog
 from plugdock.daemon.plugins.installer import NotFound
 from plugdock.daemon.settings import Settings
 from plugdock.daemon.state.db import outage_reason
+from plugdock.daemon.state.logbook import daemon_line, watch_install_task
+from plugdock.daemon.state.models import InstallTask
 from plugdock.errors import InvalidRequest, PackageError, PlugdockError, SignatureError
 from plugdock.packaging.identifier import InvalidIdentifier
 
@@ -42,7 +50,15 @@ def create_app(settings: Settings) -> FastAPI:
             await daemon.stop()
 
     app = FastAPI(title="plugdock daemon", version=__version__, lifespan=lifespan,
-                  description="A drop-in for the Dify plugin daemon's HTTP API.")
+                  description="A drop-in for the Dify plugin daemon's HTTP API. Every call needs the server key "
+                              "in X-Api-Key: press Authorize and enter it.",
+                  generate_unique_id_function=operation_id)
+    watchers: set[asyncio.Task[None]] = set()
+
+    def on_install(task_id: str) -> None:
+        job = asyncio.ensure_future(watch_install_task(lambda: _task_row(app.state.daemon, task_id), task_id))
+        watchers.add(job)
+        job.add_done_callback(watchers.discard)
 
     # Middleware added later runs earlier: the key first, then the body guards, then the dispatch fast path.
     # model polling answers one plain JSON envelope (http/polling.py), so the streaming fast path leaves it
@@ -52,8 +68,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_package_size + 1024 * 1024, setting="MAX_PLUGIN_PACKAGE_SIZE",
                        timeout=settings.body_timeout)
     # added last, so it runs first: nothing but health and public endpoints is reached without the key
+    # /docs and the schema it reads load without the key (a browser sends none); each call made from there
+    # carries the key given to Authorize, and the guard still refuses any call without it
     app.add_middleware(ApiKeyGuard, key=settings.server_key,
-                       public=lambda path: path == "/health/check" or path == "/e" or path.startswith("/e/"))
+                       public=lambda path: path in PUBLIC or path == "/e" or path.startswith("/e/"))
+    # outermost: a refused key or an oversized body is logged too
+    app.add_middleware(RequestLog, enabled=settings.access_log, emit=daemon_line, on_install=on_install)
 
     # -- cross-cutting ---------------------------------------------------------------------------------
     @app.exception_handler(PlugdockError)
@@ -82,8 +102,39 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in (management.router, catalogue.router, install.router, endpoints.router, polling.router,
                    dispatch.router):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Security(API_KEY)])
+    app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
+
+
+PUBLIC = {"/health/check", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# Declared so that Swagger UI's Authorize sends the key; enforced by ApiKeyGuard, before any routing.
+API_KEY = APIKeyHeader(name="X-Api-Key", auto_error=False, description="The daemon's server key (SERVER_KEY).")
+
+
+def operation_id(route: APIRoute) -> str:
+    return re.sub(r"\W+", "_", f"{route.name} {route.path_format}").strip("_")
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """The schema with one operation id per path and method: a route taking several methods shares one id,
+    which OpenAPI forbids (generators then drop operations), so each gets its method appended."""
+    if app.openapi_schema is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID")
+            schema = FastAPI.openapi(app)
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    operation["operationId"] = f"{operation['operationId']}_{method}"
+    return app.openapi_schema or {}
+
+
+def _task_row(daemon: Daemon, task_id: str) -> dict[str, Any] | None:
+    with daemon.db.session() as s:
+        task = s.get(InstallTask, task_id)
+        return None if task is None else {"status": task.status, "tenant_id": task.tenant_id,
+                                          "plugins": [dict(p) for p in task.plugins]}
 
 
 def error_kind(exc: PlugdockError) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from plugdock.daemon.http.bodies import DispatchBody
 from plugdock.daemon.http.context import DaemonDep
 from plugdock.daemon.invocation.dispatch_routes import DISPATCH_ROUTES, BlobAssembler, BlobTooLarge
 from plugdock.daemon.plugins.supervisor import PluginUnavailable
+from plugdock.daemon.state.logbook import failure_line
 
 router = APIRouter()
 
@@ -57,7 +58,7 @@ def _dispatch_lines(d: Daemon, tenant_id: str, route: str, body: DispatchBody,
     data = {**body.data, "user_id": body.user_id, "type": access_type, "action": action}
     env = {"conversation_id": body.conversation_id, "message_id": body.message_id, "app_id": body.app_id,
            "endpoint_id": body.endpoint_id, "context": body.context}
-    return _stream(d, tenant_id, identifier, data, env)
+    return _stream(d, tenant_id, identifier, data, env, route)
 
 
 def fast_lines(d: Daemon, tenant_id: str, route: str, raw: bytes, plugin_id: str) -> AsyncIterator[bytes] | None:
@@ -71,8 +72,28 @@ def fast_lines(d: Daemon, tenant_id: str, route: str, raw: bytes, plugin_id: str
     return _dispatch_lines(d, tenant_id, route, body, plugin_id)
 
 
+def _failed(d: Daemon, identifier: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Keep a failed invocation in the plugin's log (``plugdock logs``): the route, the error, and its time."""
+    instance = d.supervisor.instances.get(identifier)
+    if instance is not None:
+        error = _error_of(body.get("message"))
+        if error.get("error_type") == "PluginInvokeError":  # the plugin's own error, wrapped as the host expects
+            error = _error_of(error.get("message")) or error
+        instance.logs.append(failure_line(route, str(error.get("error_type") or "error"),
+                                          str(error.get("message") or body.get("message") or "")))
+    return body
+
+
+def _error_of(text: Any) -> dict[str, Any]:
+    try:
+        error = json.loads(text or "{}")
+    except (ValueError, TypeError):
+        return {}
+    return error if isinstance(error, dict) else {}
+
+
 async def _stream(d: Daemon, tenant_id: str, identifier: str, data: dict[str, Any],
-                  env: dict[str, Any]) -> AsyncIterator[bytes]:
+                  env: dict[str, Any], route: str = "") -> AsyncIterator[bytes]:
     d.active_requests += 1
     deadline = time.monotonic() + d.settings.max_execution_timeout
 
@@ -90,9 +111,9 @@ async def _stream(d: Daemon, tenant_id: str, identifier: str, data: dict[str, An
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                yield line(envelope.error_body(500, "killed by timeout: the plugin did not finish within "
-                                                    f"PLUGIN_MAX_EXECUTION_TIMEOUT={d.settings.max_execution_timeout}"
-                                                    " s", "PluginDaemonInternalServerError"))
+                yield line(_failed(d, identifier, route, envelope.error_body(
+                    500, "killed by timeout: the plugin did not finish within PLUGIN_MAX_EXECUTION_TIMEOUT="
+                         f"{d.settings.max_execution_timeout} s", "PluginDaemonInternalServerError")))
                 await messages.aclose()  # type: ignore[attr-defined]
                 return
             if message.get("type") == "stream":
@@ -101,18 +122,19 @@ async def _stream(d: Daemon, tenant_id: str, identifier: str, data: dict[str, An
                     try:
                         chunk = blobs.add(chunk)
                     except BlobTooLarge as exc:
-                        yield line(envelope.error_body(500, exc.message, "PluginDaemonInvokeError"))
+                        yield line(_failed(d, identifier, route,
+                                           envelope.error_body(500, exc.message, "PluginDaemonInvokeError")))
                         await messages.aclose()  # type: ignore[attr-defined]
                         return
                     if chunk is None:
                         continue
                 yield line(envelope.success(chunk))
             elif message.get("type") == "error":
-                yield line(envelope.plugin_error_body(message.get("data") or {}))
+                yield line(_failed(d, identifier, route, envelope.plugin_error_body(message.get("data") or {})))
                 await messages.aclose()  # type: ignore[attr-defined]
                 return
     except PluginUnavailable as exc:
-        yield line(envelope.error_body(500, exc.message, "PluginDaemonInvokeError"))
+        yield line(_failed(d, identifier, route, envelope.error_body(500, exc.message, "PluginDaemonInvokeError")))
     finally:
         d.active_requests -= 1
 

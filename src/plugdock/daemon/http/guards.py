@@ -104,3 +104,60 @@ class BodyLimit:
         await send_error(send, 413, f"request body of {size}+ bytes is over the {self.limit}-byte limit "
                                     f"({self.setting})")
 
+
+
+INSTALL_STARTS = ("/management/install/identifiers", "/management/install/upgrade", "/management/install/bundle")
+MAX_CAPTURED = 64 * 1024
+
+
+class RequestLog:
+    """The access log (method, path, status, duration; no query, header or body, so no key ever shows) when
+    ``enabled``, and always the install tasks that API calls start, handed to ``on_install`` by task id."""
+
+    def __init__(self, app: Any, enabled: bool, emit: Callable[[str], None],
+                 on_install: Callable[[str], None]) -> None:
+        self.app = app
+        self.enabled = enabled
+        self.emit = emit
+        self.on_install = on_install
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        installing = scope["method"] == "POST" and path.endswith(INSTALL_STARTS)
+        if not self.enabled and not installing:
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        status = 0
+        captured = bytearray()
+
+        async def watching_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and installing and len(captured) < MAX_CAPTURED:
+                captured.extend(message.get("body", b"")[:MAX_CAPTURED])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        finally:
+            if self.enabled:
+                took = (loop.time() - began) * 1000
+                self.emit(f"{scope['method']} {path} {status or '-'} {took:.0f} ms")
+        if installing and status == 200:
+            task_id = _task_id(bytes(captured))
+            if task_id:
+                self.on_install(task_id)
+
+
+def _task_id(body: bytes) -> str:
+    try:
+        data = json.loads(body).get("data") or {}
+    except (ValueError, AttributeError):
+        return ""
+    return str(data.get("task_id") or "") if isinstance(data, dict) else ""

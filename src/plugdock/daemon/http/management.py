@@ -18,6 +18,7 @@ from plugdock.daemon.http.bodies import CredentialsBody, IdentifierListBody, Plu
 from plugdock.daemon.http.context import PREFIX, DaemonDep
 from plugdock.daemon.http.endpoints import PluginNotInstalled
 from plugdock.daemon.plugins.installer import NotFound
+from plugdock.daemon.state.logbook import entries_of, last_seq
 from plugdock.daemon.state.models import EndpointRecord, Installation, PluginRecord
 from plugdock.daemon.state.secrets_box import mask, secret_fields
 from plugdock.errors import InvalidRequest, PackageError
@@ -234,10 +235,36 @@ async def set_credentials(d: DaemonDep, tenant_id: str, body: CredentialsBody) -
     kind = "model" if declaration.get("model") else "tool" if declaration.get("tool") else ""
     if not kind:
         raise PackageError(f"plugin {body.plugin_id} has no model or tool provider to hold credentials")
+    check_credentials(declaration, kind, body.plugin_id, body.credentials)
     await asyncio.to_thread(d.credentials.set, tenant_id, body.plugin_id, body.provider, kind,
                             body.credentials)
     return envelope.success({"plugin_id": body.plugin_id, "provider": body.provider, "kind": kind,
                              "credentials": mask(body.credentials, secret_fields(declaration, kind))})
+
+
+def credential_fields(declaration: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The credential fields a provider declares: a tool's credentials_schema, a model's provider form."""
+    if kind == "tool":
+        fields = (declaration.get("tool") or {}).get("credentials_schema") or []
+        return [{**f, "variable": f.get("name")} for f in fields if isinstance(f, dict)]
+    forms = ((declaration.get("model") or {}).get("provider_credential_schema") or {}).get("credential_form_schemas")
+    return [f for f in forms or [] if isinstance(f, dict)]
+
+
+def check_credentials(declaration: dict[str, Any], kind: str, plugin_id: str, values: dict[str, Any]) -> None:
+    """Refuse what the provider's own form would refuse: a required field missing or empty, an option
+    outside a select's list. Each problem names the field; unknown fields are kept (forms grow)."""
+    problems = []
+    for field in credential_fields(declaration, kind):
+        name = str(field.get("variable"))
+        value = values.get(name)
+        if field.get("required") and (value is None or value == ""):
+            problems.append(f"{name} is required ({field.get('type', 'text-input')})")
+        options = [str(o.get("value")) for o in field.get("options") or [] if isinstance(o, dict)]
+        if field.get("type") == "select" and options and value not in (None, "") and str(value) not in options:
+            problems.append(f"{name} must be one of {', '.join(options)}, not {value!r}")
+    if problems:
+        raise InvalidRequest(f"credentials for {plugin_id}: " + "; ".join(problems))
 
 
 @router.get(PREFIX + "/credentials")
@@ -276,12 +303,16 @@ async def asset(d: DaemonDep, tenant_id: str, asset_id: str) -> Response:
 
 
 @router.get("/plugin/{tenant_id}/management/logs")
-async def logs(d: DaemonDep, tenant_id: str, plugin_id: str, lines: int = 200) -> dict[str, Any]:
+async def logs(d: DaemonDep, tenant_id: str, plugin_id: str, lines: int = 200, after: int = 0) -> dict[str, Any]:
+    """The plugin's last ``lines`` log lines, or those after sequence number ``after`` (``plugdock logs -f``);
+    ``entries`` carry each line's UTC time and number, ``last`` the newest number."""
     for inst, _record in installations(d, tenant_id):
         if inst.plugin_id == plugin_id:
             instance = d.supervisor.instances.get(inst.unique_identifier)
-            kept = list(instance.logs)[-max(1, min(lines, 1000)):] if instance else []
+            kept = entries_of(instance.logs, after, max(1, min(lines, 1000))) if instance else []
             return envelope.success({"plugin_unique_identifier": inst.unique_identifier,
-                                     "state": instance.state if instance else "stopped", "lines": kept})
+                                     "state": instance.state if instance else "stopped",
+                                     "lines": [e["line"] for e in kept], "entries": kept,
+                                     "last": last_seq(instance.logs) if instance else 0})
     raise NotFound(f"plugin {plugin_id} is not installed for this tenant")
 

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from plugdock.daemon.plugins.supervisor import Launch, PluginInstance
+from plugdock.daemon.state.logbook import daemon_line
 from plugdock.daemon.state.models import Installation, PluginRecord
 from plugdock.errors import PlugdockError
 from plugdock.schema.manifest import PluginManifest
@@ -169,8 +170,10 @@ class DebugServer:
             await self._serve(identifier, tenant, declaration, reader, writer)
         except Refused as exc:
             await self._refuse(writer, str(exc))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the plugin went away mid-handshake: nothing to answer
+        except (OSError, asyncio.IncompleteReadError):
+            pass  # the plugin went away (Ctrl-C, a reset, a dead peer): nothing to answer, nothing to print
+        except Exception as exc:  # one line, never a traceback, for whatever else a going connection raises
+            daemon_line(f"plugdock: debugging connection ended: {type(exc).__name__}: {exc}")
         finally:
             writer.close()
             if counted_tenant is not None:
@@ -189,8 +192,10 @@ class DebugServer:
         instance.last_output = time.monotonic()
         instance.logs.append(f"[plugdock] debugging plugin connected for tenant {tenant}")
         self.supervisor.instances[identifier] = instance
+        daemon_line(f"plugdock: debugging plugin {declaration['_plugin_id']} connected for tenant {tenant}")
         try:
             await instance.read_protocol(reader)
+            daemon_line(f"plugdock: debugging plugin {declaration['_plugin_id']} disconnected")
         finally:
             await instance.stop()
             self.supervisor.instances.pop(identifier, None)
