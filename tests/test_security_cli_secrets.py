@@ -281,8 +281,8 @@ def test_debug_takes_its_key_from_a_file_or_the_environment(daemon: Daemon, tmp_
     port = daemon.process.data(daemon.process.client.post("/plugin/t1/debugging/key"))["port"]
     none = plugdock("debug", str(plugin), "--url", "127.0.0.1:9")
     assert none.returncode == 1 and none.stderr.startswith("warning: --url is deprecated")  # --daemon replaces it
-    assert none.stderr.strip().splitlines()[-1] == "error: no debug key given: pass --key-file PATH or set PLUGDOCK_DEBUG_KEY or " \
-                                  "REMOTE_INSTALL_KEY"
+    assert none.stderr.strip().splitlines()[-1] == "error: no debug key given: pass --key-file PATH or set " \
+                                                   "PLUGDOCK_DEBUG_KEY or REMOTE_INSTALL_KEY"
     missing = plugdock("debug", str(plugin), "--url", "127.0.0.1:9", "--key-file", str(tmp_path / "nope"))
     assert missing.stderr.strip().splitlines()[-1] == f"error: --key-file {tmp_path / 'nope'}: no such file"
     value = plugdock("debug", str(plugin), "--url", "127.0.0.1:9", "--key", "k", "--key-file",
