@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from plugdock.cli.daemon_client import DaemonClient, connect
+from plugdock.cli.publish_commands import PackageSource
 from plugdock.cli.secrets_input import warn_password_in_url
 from plugdock.errors import PlugdockError
 
@@ -91,10 +92,12 @@ def serve(host: str | None, port: int | None, home: Path | None, config_file: Pa
 
 
 @click.command()
-@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("package", type=PackageSource())
 @connect
 def install(daemon: DaemonClient, package: Path) -> None:
     """Upload PACKAGE (a .difypkg, or a bundle) to a daemon and install it, showing the progress of each plugin.
+
+    PACKAGE may also be github:OWNER/NAME@VERSION, the package asset of that GitHub release.
 
     The server key comes from --key-file or PLUGDOCK_KEY (PLUGDOCK_SERVER_KEY also works)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
