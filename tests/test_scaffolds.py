@@ -12,6 +12,7 @@ import datetime as dt
 import importlib.util
 import io
 import json
+import subprocess
 import sys
 import types
 import zipfile
@@ -56,7 +57,8 @@ LEGACY = _legacy()
 
 
 def legacy_files(answers: PluginAnswers) -> dict[str, str]:
-    old = LEGACY.PluginAnswers(answers.kind, answers.name, answers.author, answers.description, answers.model_method)
+    old = LEGACY.PluginAnswers(answers.kind, answers.name, answers.author, answers.description, answers.model_method,
+                               answers.tool)
     result: dict[str, str] = LEGACY.plugin_files(old)
     return result
 
@@ -97,6 +99,17 @@ def test_any_answers_render_as_the_string_templates_did(
     assert plugin_files(answers, NOW) == legacy_files(answers)
 
 
+@pytest.mark.parametrize("tool", ["", "forecast", "Get-Weather_2"])
+def test_the_tool_is_named_by_its_own_answer(tool: str) -> None:
+    answers = PluginAnswers("tool", "weather", "acme", "Weather tools.", tool=tool)
+    files = plugin_files(answers, NOW)
+    assert files == legacy_files(answers)
+    name = tool or "weather"
+    assert yaml.safe_load(files[f"tools/{name}.yaml"])["identity"]["name"] == name
+    assert yaml.safe_load(files["provider/weather.yaml"])["tools"] == [f"tools/{name}.yaml"]
+    assert '"__NAME__"' not in files["tests/test_tool.py"] and f'"weather", "{name}"' in files["tests/test_tool.py"]
+
+
 def test_a_description_is_written_as_typed() -> None:
     """Single-pass filling: dollars and placeholder look-alikes in an answer are not substituted."""
     answers = PluginAnswers("tool", "demo", "acme", "costs $$5 for $name, __AUTHOR__ or ${x}")
@@ -135,6 +148,57 @@ def test_rendered_plugin_validates_and_compiles(tmp_path: Path, kind: str, metho
     assert manifest["description"]["en_US"] == answers.description.replace("\n", " ")
 
 
+@pytest.mark.parametrize(("kind", "method"), [("tool", "predefined"), ("model", "predefined"),
+                                             ("model", "customizable"), ("extension", "predefined"),
+                                             ("agent-strategy", "predefined")])
+def test_the_scaffolds_own_tests_pass_with_plain_pytest(tmp_path: Path, kind: str, method: str) -> None:
+    """What the author runs first: ``pytest`` in the new folder, no daemon, no install."""
+    root = tmp_path / "new-plugin"
+    render_plugin(PluginAnswers(kind, "my_plugin", "acme", "Made by init.", method, tool="forecast"), root)
+    assert [p.name for p in (root / "tests").iterdir()], "the scaffold has tests/"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=root,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout
+
+
+def test_the_package_leaves_tests_caches_and_env_out(tmp_path: Path) -> None:
+    from plugdock.packaging.build import build_package
+
+    root = tmp_path / "p"
+    render_plugin(PluginAnswers("tool", "p", "acme", "x", tool="forecast"), root)
+    (root / "tests" / "__pycache__").mkdir()
+    (root / "tests" / "__pycache__" / "test_tool.cpython-312.pyc").write_bytes(b"\0")
+    (root / "tools" / "__pycache__").mkdir()
+    (root / "tools" / "__pycache__" / "forecast.cpython-312.pyc").write_bytes(b"\0")
+    (root / ".env").write_text("REMOTE_INSTALL_KEY=secret\n")
+    (root / ".venv").mkdir()
+    (root / ".venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    files = build_package(root).files
+    assert not [f for f in files if f.startswith(("tests/", ".venv/", ".env")) or "__pycache__" in f], files
+    assert {"tools/forecast.py", "tools/forecast.yaml"} <= set(files)
+    env = dict(line.split("=", 1) for line in (root / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert set(env) == {"INSTALL_METHOD", "REMOTE_INSTALL_URL", "REMOTE_INSTALL_KEY"}
+
+
+def test_init_checks_each_answer_as_it_is_given_and_asks_again(tmp_path: Path) -> None:
+    answers = "tool\nWeather App\nweather\nAcme Corp\nacme\nForecasts.\nget forecast\nforecast\n"
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "w")], input=answers)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Error: name 'Weather App' must match ^[a-z0-9_-]{1,128}$" in out
+    assert out.index("Error: author 'Acme Corp' must match") < out.index("Description")  # asked at once, not at the end
+    assert "Error: tool name 'get forecast' must match" in out
+    assert "created tool plugin acme/weather" in out and "plugdock invoke" in out and "tool forecast" in out
+    assert (tmp_path / "w" / "tools" / "forecast.yaml").is_file()
+    assert validate(tmp_path / "w")["valid"] is True
+    given = CliRunner().invoke(cli, ["init", str(tmp_path / "x"), "--author", "Bad!", "--kind", "tool"], input="\n")
+    assert given.exit_code == 1 and "author 'Bad!' must match" in given.output and "Tool name" not in given.output
+    defaults = CliRunner().invoke(cli, ["init", str(tmp_path / "d"), "--kind", "tool", "--name", "d", "-y"])
+    assert defaults.exit_code == 0 and (tmp_path / "d" / "tools" / "echo.yaml").is_file()
+
+
 # -- the template files themselves -----------------------------------------------------------------------
 
 
@@ -166,7 +230,7 @@ def test_scaffolds_load_from_a_zip_and_skip_bytecode() -> None:
         for path in sorted((SCAFFOLDS / "tool").rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 archive.write(path, path.relative_to(SCAFFOLDS).as_posix())
-        archive.writestr("tool/tools/__pycache__/__NAME__.cpython-312.pyc", b"\0")
+        archive.writestr("tool/tools/__pycache__/__TOOL__.cpython-312.pyc", b"\0")
     walked = templates._walk(zipfile.Path(zipfile.ZipFile(buffer), "tool/"))
     assert walked == templates._walk(templates.files("plugdock.cli").joinpath("scaffolds", "tool"))
-    assert "tools/__NAME__.py" in walked and not any("pycache" in rel for rel in walked)
+    assert "tools/__TOOL__.py" in walked and not any("pycache" in rel for rel in walked)

@@ -303,7 +303,7 @@ def test_the_readme_flow_works_from_a_wheel_in_a_fresh_venv(tmp_path: Path, uv_c
 
     run(plugdock, "init", "weather", "--kind", "tool", "--name", "weather", "--author", "acme", "-y", cwd=work)
     run(plugdock, "validate", "weather", cwd=work)
-    assert "hi" in run(plugdock, "invoke", "weather", "tool", "weather", "-p", "text=hi", cwd=work)
+    assert "hi" in run(plugdock, "invoke", "weather", "tool", "echo", "-p", "text=hi", cwd=work)
     assert "acme/weather:0.0.1@" in run(plugdock, "package", "weather", "-o", "weather.difypkg", cwd=work)
 
     daemon = DaemonProcess(tmp_path / "home", python=str(python))
@@ -313,7 +313,7 @@ def test_the_readme_flow_works_from_a_wheel_in_a_fresh_venv(tmp_path: Path, uv_c
         installed = run(plugdock, "install", "weather.difypkg", "--daemon", daemon.url, "--key-file", "server.key",
                         "--tenant", "t1", cwd=work)
         assert "installed" in installed
-        events = daemon.dispatch("tool/invoke", "acme/weather", {"provider": "weather", "tool": "weather",
+        events = daemon.dispatch("tool/invoke", "acme/weather", {"provider": "weather", "tool": "echo",
                                                                   "credentials": {}, "tool_parameters": {"text": "hi"}})
         assert [e["data"]["message"] for e in events] == [{"text": "hi"}, {"json_object": {"length": 2, "text": "hi"}}]
     finally:

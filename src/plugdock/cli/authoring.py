@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from plugdock.cli.templates import DEFAULT_TOOL, PluginAnswers, check_author, check_name, check_tool, render_plugin
 from plugdock.cli.templates import KINDS as TEMPLATE_KINDS
-from plugdock.cli.templates import PluginAnswers, render_plugin
 from plugdock.errors import PlugdockError
 from plugdock.packaging.archive import ArchiveSource, PackageArchive
 from plugdock.packaging.ignore import ignore_filter
@@ -79,35 +80,56 @@ def schema(kind: str | None) -> None:
         click.echo(json.dumps({k: m.model_json_schema(by_alias=True) for k, m in sorted(KINDS.items())}, indent=2))
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """A prompt's answer checked as it is given: click says what is wrong and asks again."""
+    def proc(value: str) -> str:
+        try:
+            return check(str(value).strip())
+        except PlugdockError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return proc
+
+
+def _free_text(value: str) -> str:
+    if not value.strip():
+        raise PlugdockError("a description is needed (one line)")
+    return value.strip()
+
+
 @click.command()
 @click.argument("directory", type=click.Path(path_type=Path), required=False)
 @click.option("--kind", type=click.Choice(TEMPLATE_KINDS), help="Plugin kind.")
 @click.option("--name", help="Plugin name: lowercase letters, digits, _ and -.")
 @click.option("--author", help="Author id: lowercase letters, digits, _ and -.")
 @click.option("--description", help="One-line description.")
+@click.option("--tool", "tool_name", help=f"For tool plugins: the tool's name (default {DEFAULT_TOOL!r}, the "
+                                          "scaffold's tool echoes its text).")
 @click.option("--model-method", type=click.Choice(["predefined", "customizable"]), default=None,
               help="For model plugins: predefined models or customizable models.")
 @click.option("--yes", "-y", "non_interactive", is_flag=True, help="Never prompt; use defaults for what is missing.")
 @click.option("--force", is_flag=True, help="Write into a directory that is not empty.")
 def init(directory: Path | None, kind: str | None, name: str | None, author: str | None, description: str | None,
-         model_method: str | None, non_interactive: bool, force: bool) -> None:
-    """Create a new plugin of any kind that validates and runs."""
+         tool_name: str | None, model_method: str | None, non_interactive: bool, force: bool) -> None:
+    """Create a new plugin of any kind that validates, runs and has a passing test (tests/, run with pytest)."""
     ask = not non_interactive
+    if directory is not None and directory.exists() and any(directory.iterdir()) and not force:
+        raise PlugdockError(f"{directory} is not empty; choose another directory or pass --force")
 
-    def value(current: str | None, prompt: str, default: str) -> str:
+    def value(current: str | None, prompt: str, default: str, check: Callable[[str], str]) -> str:
         if current:
-            return current
-        return click.prompt(prompt, default=default) if ask else default
+            return check(current)  # given on the command line: wrong is an error now, before any question
+        return str(click.prompt(prompt, default=default, value_proc=_checked(check))) if ask else check(default)
 
     kind = kind or (click.prompt("Plugin kind", type=click.Choice(TEMPLATE_KINDS), default="tool") if ask else "tool")
-    name = value(name, "Plugin name", directory.name if directory else f"my_{kind.replace('-', '_')}")
-    author = value(author, "Author", "me")
-    description = value(description, "Description", f"A {kind} plugin.")
+    name = value(name, "Plugin name", directory.name if directory else f"my_{kind.replace('-', '_')}", check_name)
+    author = value(author, "Author", "me", check_author)
+    description = value(description, "Description", f"A {kind} plugin.", _free_text)
+    tool = value(tool_name, "Tool name", DEFAULT_TOOL, check_tool) if kind == "tool" else ""
     if kind == "model" and not model_method:
         model_method = click.prompt("Models", type=click.Choice(["predefined", "customizable"]),
                                     default="predefined") if ask else "predefined"
     answers = PluginAnswers(kind=kind, name=name, author=author, description=description,
-                            model_method=model_method or "predefined")
+                            model_method=model_method or "predefined", tool=tool)
     answers.check()
     target = directory or Path(name)
     if target.exists() and any(target.iterdir()) and not force:
@@ -115,6 +137,10 @@ def init(directory: Path | None, kind: str | None, name: str | None, author: str
     written = render_plugin(answers, target)
     click.secho(f"created {kind} plugin {author}/{name} in {target} ({len(written)} files)", fg="green")
     click.echo(f"next: plugdock validate {target}")
+    if tool:
+        click.echo(f"      plugdock invoke {target} tool {tool} -p text=hi")
+    if kind != "bundle":
+        click.echo(f"      cd {target} && python -m pytest tests")
 
 
 COMMANDS = [validate, schema, init]

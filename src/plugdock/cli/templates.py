@@ -26,8 +26,31 @@ from plugdock.schema.common import AUTHOR_RE, PLUGIN_NAME_RE
 KINDS = ["tool", "model", "extension", "agent-strategy", "bundle", "datasource", "trigger"]
 
 PLACEHOLDER = re.compile(r"__([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*)__")
-PYTHON_SAFE = frozenset({"NAME", "AUTHOR", "CLASS"})
+PYTHON_SAFE = frozenset({"NAME", "AUTHOR", "CLASS", "TOOL", "TOOL_CLASS"})
 """Placeholders allowed in ``.py`` files: their values match ``[A-Za-z0-9_-]`` (checked answers)."""
+
+
+TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+DEFAULT_TOOL = "echo"
+"""What ``plugdock init`` names the scaffold's tool (it echoes its text): a tool is named for what it does."""
+
+
+def check_name(value: str) -> str:
+    if not PLUGIN_NAME_RE.match(value):
+        raise PlugdockError(f"name {value!r} must match ^[a-z0-9_-]{{1,128}}$ (lowercase letters, digits, _ and -)")
+    return value
+
+
+def check_author(value: str) -> str:
+    if not AUTHOR_RE.match(value):
+        raise PlugdockError(f"author {value!r} must match ^[a-z0-9_-]{{1,64}}$ (lowercase letters, digits, _ and -)")
+    return value
+
+
+def check_tool(value: str) -> str:
+    if not TOOL_NAME_RE.match(value):
+        raise PlugdockError(f"tool name {value!r} must match ^[a-zA-Z0-9_-]{{1,128}}$ (letters, digits, _ and -)")
+    return value
 
 
 @dataclass
@@ -37,14 +60,16 @@ class PluginAnswers:
     author: str
     description: str
     model_method: str = "predefined"
+    tool: str = ""
+    """The tool kind's tool; empty: named like the plugin (what scaffolds did before ``init`` asked)."""
 
     def check(self) -> None:
         if self.kind not in KINDS:
             raise PlugdockError(f"kind {self.kind!r} must be one of {', '.join(KINDS)}")
-        if not PLUGIN_NAME_RE.match(self.name):
-            raise PlugdockError(f"name {self.name!r} must match ^[a-z0-9_-]{{1,128}}$")
-        if not AUTHOR_RE.match(self.author):
-            raise PlugdockError(f"author {self.author!r} must match ^[a-z0-9_-]{{1,64}}$")
+        check_name(self.name)
+        check_author(self.author)
+        if self.tool:
+            check_tool(self.tool)
         if self.model_method not in ("predefined", "customizable"):
             raise PlugdockError("model method must be predefined or customizable")
 
@@ -94,15 +119,23 @@ def _walk(folder: Traversable, prefix: str = "") -> dict[str, str]:
     return found
 
 
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) or "My"
+
+
 def plugin_files(answers: PluginAnswers, now: dt.datetime | None = None) -> dict[str, str]:
     """Path -> text of every file of the new plugin."""
     label = answers.name.replace("_", " ").replace("-", " ").title()
+    tool = answers.tool or answers.name
     values = {
         "NAME": answers.name,
         "AUTHOR": answers.author,
         "LABEL": label,
         "DESCRIPTION": answers.description,
-        "CLASS": "".join(part.capitalize() for part in answers.name.replace("-", "_").split("_")) or "My",
+        "CLASS": _class_name(answers.name),
+        "TOOL": tool,
+        "TOOL_LABEL": tool.replace("_", " ").replace("-", " ").title(),
+        "TOOL_CLASS": _class_name(tool),
         "CREATED_AT": (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     root = files("plugdock.cli").joinpath("scaffolds")

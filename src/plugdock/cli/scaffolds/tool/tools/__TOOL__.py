@@ -4,7 +4,7 @@ from typing import Any
 from plugdock.sdk import Tool, ToolInvokeMessage
 
 
-class __CLASS__Tool(Tool):
+class __TOOL_CLASS__Tool(Tool):
     def _invoke(self, tool_parameters: dict[str, Any]) -> Generator[ToolInvokeMessage, None, None]:
         text = str(tool_parameters.get("text", ""))
         yield self.create_text_message(text)
