@@ -177,8 +177,6 @@ class FakeGitHub:
         if path.startswith("/api/v1/plugins/"):
             found = path.removeprefix("/api/v1/plugins/") in self.marketplace
             return h._send(200, {"code": 0, "data": {}}) if found else h._send(404, {"code": -1, "msg": "not found"})
-        if method == "GET" and path == "/user":
-            return h._send(200, {"login": self.login, "type": "User"}) if h._authorized() else None
         m = re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)?", path)
         if not m or m.group(1) not in self.repos:
             h._body()

@@ -78,9 +78,6 @@ class GitHub:
     def repository(self, repo: str) -> dict[str, Any]:
         return dict(self.json("GET", f"/repos/{repo}"))
 
-    def user(self) -> str:
-        return str(self.json("GET", "/user")["login"])
-
     # -- releases -----------------------------------------------------------------------------------------
     def release_by_tag(self, repo: str, tag: str) -> dict[str, Any] | None:
         response = self.request("GET", f"/repos/{repo}/releases/tags/{quote(tag, safe='')}", ok=(200, 404))
