@@ -226,7 +226,8 @@ def test_daemon_log_has_access_lines_and_installs_never_the_key(tmp_path: Path, 
 def test_access_log_is_off_by_default(tmp_path: Path) -> None:
     from plugdock.daemon.settings import load_settings
 
-    assert load_settings(None, {"home": tmp_path}).access_log is False
+    assert load_settings(None, {"home": tmp_path}, environ={}).access_log is False
+    assert load_settings(None, {"home": tmp_path}, environ={"PLUGDOCK_ACCESS_LOG": "on"}).access_log is True
 
 
 @pytest.mark.parametrize("args", [("install", "{pkg}"), ("logs", "a/b"), ("logs", "a/b", "-f"),
@@ -294,3 +295,16 @@ def test_the_plugin_folder_defaults_to_here(tmp_path: Path) -> None:
         assert "[DIRECTORY]" in usage
     finally:
         os.chdir(old)
+
+
+def test_log_lines_keep_times_and_numbers_past_the_cap() -> None:
+    from plugdock.daemon.state.logbook import LogLines, entries_of, last_seq
+
+    logs = LogLines(maxlen=3)
+    for n in range(5):
+        logs.append(f"line {n}")
+    assert list(logs) == ["line 2", "line 3", "line 4"] and last_seq(logs) == 5  # readers still see strings
+    assert [(e["seq"], e["line"]) for e in logs.entries(after=3)] == [(4, "line 3"), (5, "line 4")]
+    assert [e["seq"] for e in logs.entries(limit=1)] == [5] and all(STAMPED.match(e["time"] + " ")
+                                                                     for e in logs.entries())
+    assert entries_of(["plain"]) == [{"seq": 1, "time": "", "line": "plain"}]
