@@ -199,3 +199,18 @@ def test_a_plugin_that_cannot_start_fails_the_install_check(ready: Path) -> None
     r = run_checks(load_candidate(ready), resolve=False)[-1]
     assert r.name == "plugin_install" and not r.ok, r.message
     assert "does not start" in r.message and "broken on purpose" in r.message
+
+
+def test_version_exists_asks_a_plugdock_registry(ready: Path, tmp_path: Path) -> None:
+    """The self-hosted registry answers the pre-check's question as the Marketplace does."""
+    from test_registry import Registry, publish
+
+    server = Registry(tmp_path / "registry")
+    try:
+        assert results(ready, marketplace_url=server.url)["version_exists"].ok  # type: ignore[attr-defined]
+        code, output = publish(server.url, ready)
+        assert code == 0, output
+        r = results(ready, marketplace_url=server.url)["version_exists"]
+        assert not r.ok and "already exists in the marketplace" in r.message  # type: ignore[attr-defined]
+    finally:
+        server.stop()
