@@ -156,9 +156,10 @@ def test_requirements_policy_and_sdk_floor(ready: Path, tmp_path: Path) -> None:
     assert not sdk.ok and sdk.line == 1 and ">= 0.9.0" in sdk.message  # type: ignore[attr-defined]
 
 
-def test_another_package_in_the_folder_breaks_the_one_package_rule(ready: Path) -> None:
+def test_a_package_packed_inside_breaks_the_one_package_rule(ready: Path) -> None:
     (ready / "old.difypkg").write_bytes(b"PK")
-    (ready / ".difyignore").write_text("")  # the scaffold's ignore file would leave it out
+    assert results(ready)["pkg_paths"].ok  # type: ignore[attr-defined]  # the scaffold's .difyignore leaves it out
+    (ready / ".difyignore").write_text("")
     r = results(ready)["pkg_paths"]
     assert not r.ok and r.file == "old.difypkg"  # type: ignore[attr-defined]
 

@@ -96,8 +96,8 @@ def _field(manifest: dict[str, Any], dotted: str) -> Any:
 def check_pkg_paths(c: Candidate) -> CheckResult:
     step = "Get PR Path"
     if c.extra_packages:
-        return _fail("pkg_paths", step, f"the pull request must change exactly one .difypkg, and the folder also "
-                     f"holds {', '.join(c.extra_packages)} (they would be packed too: add them to .difyignore)",
+        return _fail("pkg_paths", step, f"the pull request must change exactly one .difypkg, and the package "
+                     f"carries {', '.join(c.extra_packages)} inside: add *.difypkg to .difyignore",
                      file=c.extra_packages[0])
     return _pass("pkg_paths", step, f"one package: {c.marketplace_path}")
 

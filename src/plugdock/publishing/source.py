@@ -24,7 +24,7 @@ class Candidate:
     data: bytes
     files: dict[str, bytes]
     manifest: dict[str, Any]
-    # names of other .difypkg/.difybndl files found where one package was expected (the one-package rule)
+    # other .difypkg/.difybndl files packed inside this one (the one-package rule)
     extra_packages: list[str] = field(default_factory=list)
     uncompressed_size: int = 0
 
@@ -60,13 +60,8 @@ def load_candidate(source: Path, *, max_size: int = DEFAULT_MAX_SIZE) -> Candida
     if source.is_dir():
         if is_bundle(source):
             raise PlugdockError(f"{source}: is a bundle; the Marketplace and GitHub installs take one plugin package")
-        extra = sorted(str(p.relative_to(source)) for p in source.rglob("*")
-                       if p.suffix in (".difypkg", ".difybndl") and p.is_file())
         # the limit is checked by its own check (package_size), so packing itself may go past it
-        built = build_package(source, max_size=max_size * 4)
-        candidate = _from_bytes(source, built.data)
-        candidate.extra_packages = extra
-        return candidate
+        return _from_bytes(source, build_package(source, max_size=max_size * 4).data)
     if not source.is_file():
         raise PlugdockError(f"{source}: no such file or folder")
     if source.suffix == ".difybndl":
@@ -88,5 +83,7 @@ def _from_bytes(origin: Path, data: bytes) -> Candidate:
         raise PlugdockError(f"{origin}: manifest.yaml is not a mapping")
     if doc.data.get("type") == "bundle":
         raise PlugdockError(f"{origin}: is a bundle; the Marketplace and GitHub installs take one plugin package")
-    return Candidate(origin=origin, data=data, files=files, manifest=doc.data,
+    # a package packed inside the package (left out of .difyignore) is a second .difypkg in the pull request
+    inner = sorted(n for n in files if n.endswith((".difypkg", ".difybndl")))
+    return Candidate(origin=origin, data=data, files=files, manifest=doc.data, extra_packages=inner,
                      uncompressed_size=sum(len(v) for v in files.values()))
