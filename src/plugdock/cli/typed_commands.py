@@ -29,8 +29,8 @@ def _typed_tools_of(root: Path, source: str) -> list[Any]:
 
 def typed_drift(root: Path, plugin: LoadedPlugin) -> list[Problem]:
     """Errors for tool YAML that no longer matches its ``@tool`` function (this imports the plugin's code)."""
+    from plugdock.cli.typed_merge import staleness
     from plugdock.runtime.registry import RegistryError
-    from plugdock.sdk.typed import drift
 
     problems: list[Problem] = []
     for key, rel in plugin.files.items():
@@ -48,7 +48,9 @@ def typed_drift(root: Path, plugin: LoadedPlugin) -> list[Problem]:
             continue
         name = (data.get("identity") or {}).get("name")
         match = [t for t in typed if t.name == name] or (typed if len(typed) == 1 else [])
-        for message in drift(match[0], data) if match else []:
+        if match and plugin.manifest is not None:
+            match[0].author = match[0].author or plugin.manifest.author  # as generate fills it
+        for message in staleness(match[0], data, source) if match else []:
             problems.append(doc.problem(("parameters",), f"out of date with {source} ({message}); "
                                                          f"run `plugdock generate {root}`"))
     return problems
@@ -58,7 +60,13 @@ def typed_drift(root: Path, plugin: LoadedPlugin) -> list[Problem]:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any tool YAML is out of date.")
 def generate(directory: Path, check: bool) -> None:
-    """Write tools/<name>.yaml for every @tool function in tools/*.py (typed tools)."""
+    """Write tools/<name>.yaml for every @tool function in tools/*.py (typed tools).
+
+    An existing file is merged into, not replaced: the code's names, types, required flags, defaults, options and
+    schemas go in; form, translations and keys the code cannot express stay. --check fails exactly when validate
+    reports the YAML out of date."""
+    from plugdock.cli.typed_merge import merged_declaration, plain, staleness
+
     root = directory.resolve()
     manifest = load_yaml((root / "manifest.yaml").read_bytes() if (root / "manifest.yaml").exists() else b"",
                          "manifest.yaml").data or {}
@@ -73,16 +81,19 @@ def generate(directory: Path, check: bool) -> None:
             found += 1
             typed.author = typed.author or author
             target = root / "tools" / f"{typed.name}.yaml"
-            text = yaml.safe_dump(typed.declaration(source), sort_keys=False, allow_unicode=True)
-            current = target.read_text() if target.exists() else None
-            if current == text:
+            rel = target.relative_to(root).as_posix()
+            existing = load_yaml(target.read_bytes(), rel).data if target.exists() else None
+            if isinstance(existing, dict) and not staleness(typed, existing, source):
                 continue
             stale += 1
             if check:
-                click.echo(f"{target.relative_to(root)} is out of date with {source}")
-            else:
-                target.write_text(text)
-                click.echo(f"wrote {target.relative_to(root)}")
+                why = "; ".join(staleness(typed, existing, source)) if isinstance(existing, dict) else "missing"
+                click.echo(f"{rel} is out of date with {source} ({why})")
+                continue
+            merged = merged_declaration(typed, existing if isinstance(existing, dict) else None, source)
+            target.write_text(yaml.safe_dump(plain(merged), sort_keys=False, allow_unicode=True))
+            click.echo(f"{'updated' if isinstance(existing, dict) else 'wrote'} {rel}"
+                       + (" (hand edits the code cannot express kept)" if isinstance(existing, dict) else ""))
     if not found:
         raise PlugdockError(f"no @tool functions found in {root / 'tools'}/*.py")
     if check and stale:
