@@ -79,6 +79,9 @@ def _register() -> None:
             cli.add_command(command)
     for command in ops_commands.COMMANDS:
         cli.add_command(command)
+    from plugdock.cli.registry_commands import registry  # the self-hosted marketplace
+
+    cli.add_command(registry)
     for command in cli.commands.values():
         consistent(command)
 
