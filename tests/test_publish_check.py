@@ -215,3 +215,10 @@ def test_version_exists_asks_a_plugdock_registry(ready: Path, tmp_path: Path) ->
         assert not r.ok and "already exists in the marketplace" in r.message  # type: ignore[attr-defined]
     finally:
         server.stop()
+
+
+def test_python_that_does_not_parse_is_named_with_its_line(ready: Path, tmp_path: Path) -> None:
+    pkg = tmp_path / "broken.difypkg"
+    pkg.write_bytes(_repack(build_package(ready).data, {"tools/extra.py": b"x = 1\ndef broken(:\n"}))
+    r = results(pkg)["python_compile"]
+    assert not r.ok and r.file == "tools/extra.py" and r.line == 2  # type: ignore[attr-defined]
