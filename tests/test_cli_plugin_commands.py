@@ -202,3 +202,16 @@ def test_invoke_llm_reads_model_parameters_by_their_rules() -> None:
     assert "model echo_model-echo's model parameter 'max_tokens' is an integer; '1.5' is not one" in refused.stderr
     no_key = plugdock("invoke", model, "llm", "echo_model-echo", "--prompt", "a")
     assert no_key.returncode == 2 and "needs credential api_key (secret-input)" in no_key.stderr
+
+
+def test_invoke_prints_blobs_variables_and_links_readably(tmp_path: Path) -> None:
+    root = tmp_path / "kinds"
+    shutil.copytree(EXAMPLES / "echo_tool", root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "tools" / "echo_tool.py").write_text(
+        "from plugdock.sdk import Tool\n\n\nclass Echo(Tool):\n    def _invoke(self, tool_parameters):\n"
+        "        yield self.create_blob_message(b'x' * 20000, meta={'mime_type': 'image/png'})\n"
+        "        yield self.create_variable_message('answer', {'a': 1})\n"
+        "        yield self.create_link_message('https://example.com')\n")
+    result = run_in(tmp_path, "invoke", str(root), "tool", "echo_tool", "-p", "text=x")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[blob: 20000 bytes, image/png]", 'answer = {"a": 1}', "https://example.com"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -70,7 +69,7 @@ class _Printer:
     reaches (it goes to stderr while the plugin runs)."""
 
     def __init__(self, out: Any, as_json: bool) -> None:
-        self.out, self.as_json, self.blobs = out, as_json, 0
+        self.out, self.as_json = out, as_json
 
     def __call__(self, chunk: Any) -> None:
         if self.as_json:
@@ -90,11 +89,9 @@ class _Printer:
             value = json.dumps(message.get("variable_value"), ensure_ascii=False)
             click.echo(f"{message.get('variable_name')} = {value}", file=self.out)
         elif kind == "blob_chunk":
-            self.blobs += len(base64.b64decode(message.get("blob", "")))
             if message.get("end"):
                 mime = (chunk.get("meta") or {}).get("mime_type", "application/octet-stream")
-                click.echo(f"[blob: {self.blobs} bytes, {mime}]", file=self.out)
-                self.blobs = 0
+                click.echo(f"[blob: {message.get('total_length')} bytes, {mime}]", file=self.out)
         elif kind == "log":
             click.echo(f"[log] {message.get('label', '')}: {message.get('status', '')}", err=True)
         else:

@@ -9,6 +9,7 @@ plugin's are set aside, and put back after). Calls from one client at a time, as
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from pathlib import Path
@@ -28,6 +29,19 @@ def top_level_names(root: Path) -> set[str]:
         elif entry.is_dir() and entry.name.isidentifier() and any(entry.glob("*.py")):
             names.add(entry.name)
     return names
+
+
+_LIBRARIES = tuple({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
+def _library(module: ModuleType) -> bool:
+    """Built-in, standard-library or installed: already imported in a daemon's plugin process too, where
+    it wins over a plugin file of the same name, so it is never set aside."""
+    origin = getattr(module, "__file__", None)
+    if not origin:
+        return not getattr(module, "__path__", None)  # built-in or frozen (a namespace package has a path)
+    path = str(Path(origin).resolve())
+    return path.startswith(_LIBRARIES) or "site-packages" in path or "dist-packages" in path
 
 
 def _under(module: ModuleType, root: Path) -> bool:
@@ -56,11 +70,12 @@ class PluginImports:
         if self._depth > 1:
             return self
         for name, module in list(sys.modules.items()):
-            if self._ours(name) and not _under(module, self.root):
+            if self._ours(name) and not _under(module, self.root) and not _library(module):
                 self._aside[name] = sys.modules.pop(name)  # another plugin's ``tools`` (or a library's)
         self._present = set(sys.modules)
         sys.modules.update(self._own)
         sys.path.insert(0, str(self.root))
+        importlib.invalidate_caches()  # a file a test wrote a moment ago must be found, as a new process would
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
