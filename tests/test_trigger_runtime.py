@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from plugdock.runtime.registry import PluginRegistry, RegistryError
 from plugdock.runtime.trigger import load_trigger_providers, serialize_response
 from trigger_requests import MESSAGE, PROVIDER, SUBSCRIPTION, webhook
@@ -106,5 +108,46 @@ def test_the_init_scaffold_runs(tmp_path: Path) -> None:
         (refused, _) = plugin.session(plugin.request({**base, "action": "dispatch_trigger_event",
                                                       "subscription": wrong}))
         assert refused["data"]["error_type"] == "TriggerValidationError"
+    finally:
+        plugin.close(timeout=1)
+
+
+OFFICIAL_PLUGINS = Path("/work/.mirror/langgenius+dify-official-plugins/repo")
+
+
+@pytest.mark.skipif(not OFFICIAL_PLUGINS.exists() or shutil.which("git") is None,
+                    reason="the official plugins mirror is not on this machine")
+def test_the_official_rsshub_trigger_ported_runs_on_plugdock(tmp_path: Path) -> None:
+    import binascii
+    import json
+    import subprocess
+
+    from plugdock.runtime.http_wire import serialize_request
+    from plugdock.sdk.compat import port_source
+
+    git = ["git", "-C", str(OFFICIAL_PLUGINS)]
+    for rel in subprocess.run([*git, "ls-tree", "-r", "HEAD", "--name-only", "triggers/rsshub_trigger"],
+                              capture_output=True, text=True, check=True).stdout.split():
+        out = tmp_path / rel.removeprefix("triggers/rsshub_trigger/")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        data = subprocess.run([*git, "show", f"HEAD:{rel}"], capture_output=True, check=True).stdout
+        if out.suffix == ".py":
+            text, notes = port_source(data.decode())
+            assert not notes, notes
+            data = text.encode()
+        out.write_bytes(data)
+    feed = {"id": "e1", "type": "feed_update", "data": {"items_new": []}}
+    raw = binascii.hexlify(serialize_request("POST", "/t", {"Host": "h", "Content-Type": "application/json",
+                                                            "X-Api-Key": "k"}, json.dumps(feed).encode())).decode()
+    base = {"type": "trigger", "provider": "rsshub_trigger", "raw_http_request": raw, "credentials": None,
+            "subscription": {"expires_at": -1, "endpoint": "https://h/t", "properties": {"api_key": "k"}}}
+    plugin = PluginProcess(tmp_path, python=sys.executable)
+    try:
+        plugin.ready(timeout=30)
+        (dispatched, _) = plugin.session(plugin.request({**base, "action": "dispatch_trigger_event"}))
+        assert dispatched["data"]["events"] == ["feed_update"], dispatched
+        (event, _) = plugin.session(plugin.request({**base, "action": "invoke_trigger_event", "event": "feed_update",
+                                                    "parameters": {}}))
+        assert event["data"] == {"variables": feed, "cancelled": False}
     finally:
         plugin.close(timeout=1)
