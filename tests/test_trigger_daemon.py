@@ -29,7 +29,8 @@ ROUTES = {("trigger", "invoke_trigger_event"): "trigger/invoke_event",
           ("trigger", "refresh_trigger"): "trigger/refresh",
           ("dynamic_parameter", "fetch_parameter_options"): "dynamic_select/fetch_parameter_options",
           ("oauth", "get_authorization_url"): "oauth/get_authorization_url",
-          ("oauth", "get_credentials"): "oauth/get_credentials"}
+          ("oauth", "get_credentials"): "oauth/get_credentials",
+          ("oauth", "refresh_credentials"): "oauth/refresh_credentials"}
 
 
 @pytest.fixture(scope="module")

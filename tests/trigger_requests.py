@@ -64,4 +64,10 @@ def requests(provider: str = PROVIDER) -> list[dict[str, Any]]:
          "raw_http_request": binascii.hexlify(serialize_request("GET", "/cb?code=xyz", {"Host": "dify.example"},
                                                                 b"")).decode()},
         {**dispatch, "provider": "nope", "raw_http_request": webhook(MESSAGE)},
+        {"type": "dynamic_parameter", "action": "fetch_parameter_options", "provider": provider,
+         "provider_action": "message_posted", "parameter": "keyword", "credentials": {}},
+        {"type": "oauth", "action": "refresh_credentials", "provider": provider,
+         "redirect_uri": "https://dify.example/cb", "system_credentials": {}, "credentials": {"access_token": "t"}},
+        {**constructor, "action": "subscribe_trigger", "provider": "nope", "endpoint": "https://dify.example/x",
+         "parameters": {}},
     ]
