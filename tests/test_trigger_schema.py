@@ -131,3 +131,14 @@ def test_official_trigger_plugins_validate(tmp_path: Path, name: str) -> None:
     assert plugin.ok, [str(p) for p in plugin.errors]
     declaration = plugin_declaration(plugin)["trigger"]
     assert declaration["events"] and all("extra" not in e for e in declaration["events"])
+
+
+def test_a_constructor_without_its_class_is_a_warning(tmp_path: Path) -> None:
+    root = _plugin(tmp_path)
+    (root / "provider/demo.yaml").write_text(PROVIDER.replace("  - events/opened_again.yaml\n", ""))
+    (root / "provider/demo.py").write_text("from plugdock.sdk import Trigger\n\n\nclass T(Trigger):\n    pass\n")
+    plugin = load_plugin(DirectorySource(root))
+    assert plugin.ok
+    assert [p.message for p in plugin.problems if "TriggerSubscriptionConstructor" in p.message] == [
+        "provider/demo.py defines no TriggerSubscriptionConstructor subclass, which a subscription_constructor "
+        "needs (both SDKs refuse to start)"]

@@ -23,7 +23,7 @@ from plugdock.schema.problems import Problem
 from plugdock.schema.python_check import check_sources
 from plugdock.schema.sources import DirectorySource, FileSource, is_safe_relative
 from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
-from plugdock.schema.trigger import EventDeclaration, TriggerProviderDeclaration
+from plugdock.schema.trigger import EventDeclaration, TriggerProviderDeclaration, class_bases
 from plugdock.schema.validation import validate_document
 from plugdock.schema.yaml_source import Path, YamlDocument, load_yaml
 
@@ -318,6 +318,12 @@ class _Loader:
         self.result.trigger_provider = provider
         self.result.files["trigger_provider"] = path
         self.python_source(doc, ("extra", "python", "source"), provider.extra.python.source, "a trigger provider", True)
+        bases = class_bases(self.source.read(provider.extra.python.source))
+        if provider.subscription_constructor is not None and bases is not None \
+                and "TriggerSubscriptionConstructor" not in bases:
+            self.ref_problem(doc, ("subscription_constructor",), f"{provider.extra.python.source} defines no "
+                             "TriggerSubscriptionConstructor subclass, which a subscription_constructor needs (both "
+                             "SDKs refuse to start)", severity="warning")
         for index, item in enumerate(provider.events):
             if isinstance(item, EventDeclaration):
                 self.result.events.append(item)

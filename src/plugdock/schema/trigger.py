@@ -8,6 +8,7 @@ wins, because a plugin must load in both (the daemon requires the provider icon,
 
 from __future__ import annotations
 
+import ast
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -194,3 +195,14 @@ class TriggerProviderDeclaration(DifyModel):
                 self.note(("events", index), "an inline event loads in the official daemon but the official SDK "
                           "refuses it ('event path should be a string'): put it in its own file")
         return self
+
+
+def class_bases(data: bytes | None) -> set[str] | None:
+    """Names of the direct base classes a Python file's classes name (None when it does not parse: the source
+    check reports that)."""
+    try:
+        tree = ast.parse(data or b"")
+    except (SyntaxError, ValueError):
+        return None
+    return {b.id if isinstance(b, ast.Name) else b.attr for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+            for b in node.bases if isinstance(b, ast.Name | ast.Attribute)}
