@@ -216,3 +216,39 @@ def test_remote_debugging_registers_the_datasource_declaration(tmp_path: Path) -
     cleaned = official_declaration(sdk_model)
     assert "extra" not in cleaned and "help" not in cleaned
     assert set(cleaned["datasources"][0]) == {"identity", "parameters", "description"}
+
+
+@pytest.mark.slow
+def test_official_sdk_datasource_over_remote_debugging(daemon: DaemonProcess, official_python: str,
+                                                       tmp_path: Path) -> None:
+    """The official SDK registers its whole provider model; the daemon lists it in the official shape and
+    routes the datasource calls to the debugging process."""
+    import os
+    import time
+
+    official = to_official(datasource_plugin(tmp_path / "src", "online_drive", name="remote_drive"),
+                           tmp_path / "official")
+    info = daemon.data(daemon.client.post("/plugin/t1/debugging/key"))
+    env = {**os.environ, "INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": f"127.0.0.1:{info['port']}",
+           "REMOTE_INSTALL_KEY": info["key"]}
+    proc = subprocess.Popen([official_python, "-m", "main"], cwd=official, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            rows = daemon.data(daemon.client.get("/plugin/t1/management/datasources"))
+            row = next((r for r in rows if r["plugin_id"] == "tester/remote_drive"), None)
+            if row is not None:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, "the debugging plugin never registered"
+            time.sleep(0.2)
+        declaration = row["declaration"]
+        assert "extra" not in declaration and "extra" not in declaration["datasources"][0]
+        assert declaration["provider_type"] == "online_drive"
+        files = daemon.dispatch("datasource/online_drive_browse_files", "tester/remote_drive", {
+            "provider": "remote_drive", "datasource": "remote_drive", "credentials": {"api_key": "k"},
+            "request": {"prefix": "", "max_keys": 5}})
+        assert [f["id"] for f in files[0]["data"]["result"][0]["files"]] == ["docs", "readme.txt"]
+    finally:
+        proc.kill()
+        proc.wait()
