@@ -69,7 +69,9 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.client = httpx.Client(base_url=self.url, headers={"X-Api-Key": KEY}, timeout=300)
 
-    def start(self, *args: str, timeout: float = 30) -> DaemonProcess:
+    def start(self, *args: str, timeout: float = 120) -> DaemonProcess:
+        """Start and wait until it answers; the bound only catches a daemon that never comes up (a loaded
+        2-core machine can take tens of seconds to start one)."""
         self.proc = subprocess.Popen([self.python, "-m", "plugdock", "serve", *args], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
@@ -80,6 +82,9 @@ class DaemonProcess:
             except httpx.TransportError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                if self.proc.poll() is None:  # still starting: stop it, or reading its stderr would wait forever
+                    self.proc.kill()
+                    self.proc.wait()
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""  # type: ignore[union-attr]
                 raise RuntimeError(f"daemon did not start: {err[-2000:]}")
             time.sleep(0.1)

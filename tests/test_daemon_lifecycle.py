@@ -192,3 +192,20 @@ def test_a_fresh_home_without_the_sandbox_runs_plugins(tmp_path: Path) -> None:
         assert events[0]["data"]["message"] == {"text": "hi"}, events
     finally:
         daemon.stop()
+
+
+def test_restarting_with_an_edited_preinstall_folder_replaces_the_old_version(tmp_path: Path) -> None:
+    plugin = make_plugin(tmp_path / "demo")
+    home = tmp_path / "home"
+    for version in ("0.0.1", "0.0.2"):
+        manifest = (plugin / "manifest.yaml").read_text()
+        (plugin / "manifest.yaml").write_text(manifest.replace("version: 0.0.1", f"version: {version}", 1))
+        daemon = DaemonProcess(home).start("--preinstall", str(plugin))
+        try:
+            listed = daemon.data(daemon.client.get("/plugin/default/management/list", params={"page": 1,
+                                                                                           "page_size": 10}))
+            assert [p["version"] for p in listed["list"]] == [version]
+        finally:
+            daemon.stop()
+    assert [p.name for p in (home / "plugins").iterdir()] == [
+        p.name for p in (home / "plugins").iterdir() if "0.0.2" in p.name]

@@ -153,7 +153,7 @@ class Daemon:
                 decoded = await asyncio.to_thread(self.installer.decode, data, False, True)
                 identifier = str(decoded.identifier)
                 await self.installer.prepare(identifier)
-                self.installer._install_for_tenant(tenant, identifier, "preinstall", {})
+                await self.installer.install_for_tenant(tenant, identifier, "preinstall", {})
             except PlugdockError as exc:  # one bad folder does not keep the daemon down
                 sys.stderr.write(f"plugdock: could not install {folder}: {exc.message}\n")
                 continue
