@@ -43,6 +43,7 @@ _PLATFORM = re.compile(r"^(?P<family>manylinux2014|manylinux_\d+_\d+|musllinux_\
                        r"_(?P<arch>x86_64|aarch64|arm64|universal2|amd64|arm64|i686|ppc64le|s390x)$")
 _MACHINES = {"amd64": "AMD64", "arm64": "arm64"}
 Say = Callable[[str], None]
+STEP_TIMEOUT = 900  # seconds for one resolve or download: a stalled index must not hang the packager
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,10 @@ class OfflineReport:
 
 def _run(cmd: list[str], cwd: Path, what: str) -> str:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise PackageError(f"{what}: no answer in {STEP_TIMEOUT} s (is the package index reachable?)") from None
     if proc.returncode != 0:
         tail = "\n".join(line for line in proc.stderr.strip().splitlines() if not line.startswith("WARNING:"))
         raise PackageError(f"{what}: {tail[-1500:] or proc.stdout.strip()[-800:]}")
