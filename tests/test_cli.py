@@ -80,7 +80,7 @@ def test_init_validate_package_sign_verify(tmp_path: Path, kind: str, method: st
 
 
 def test_init_prompts(tmp_path: Path) -> None:
-    code, out = run("init", str(tmp_path / "p"), input="extension\nmy_ext\nacme\nHooks\n")
+    code, out = run("init", str(tmp_path / "p"), input="extension\nmy_ext\nacme\nHooks\n\n\n")
     assert code == 0, out
     assert "created extension plugin acme/my_ext" in out
 

@@ -183,13 +183,18 @@ def test_the_package_leaves_tests_caches_and_env_out(tmp_path: Path) -> None:
 
 
 def test_init_checks_each_answer_as_it_is_given_and_asks_again(tmp_path: Path) -> None:
-    answers = "tool\nWeather App\nweather\nAcme Corp\nacme\nForecasts.\nget forecast\nforecast\n"
+    answers = ("tool\nWeather App\nweather\nAcme Corp\nacme\nForecasts.\nget forecast\nforecast\n"
+               "acme.dev/weather\nhttps://github.com/acme/weather\nnot-an-email\ndev@acme.example\n")
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "w")], input=answers)
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Error: name 'Weather App' must match ^[a-z0-9_-]{1,128}$" in out
     assert out.index("Error: author 'Acme Corp' must match") < out.index("Description")  # asked at once, not at the end
     assert "Error: tool name 'get forecast' must match" in out
+    assert "Error: repo 'acme.dev/weather' must be a source repository URL" in out
+    assert "Error: contact 'not-an-email' must be an email address" in out
+    manifest = (tmp_path / "w" / "manifest.yaml").read_text()
+    assert "repo: https://github.com/acme/weather\ncontact: dev@acme.example\n" in manifest
     assert "created tool plugin acme/weather" in out and "plugdock invoke" in out and "tool forecast" in out
     assert (tmp_path / "w" / "tools" / "forecast.yaml").is_file()
     assert validate(tmp_path / "w")["valid"] is True
@@ -234,3 +239,15 @@ def test_scaffolds_load_from_a_zip_and_skip_bytecode() -> None:
     walked = templates._walk(zipfile.Path(zipfile.ZipFile(buffer), "tool/"))
     assert walked == templates._walk(templates.files("plugdock.cli").joinpath("scaffolds", "tool"))
     assert "tools/__TOOL__.py" in walked and not any("pycache" in rel for rel in walked)
+
+
+@pytest.mark.slow
+def test_init_output_passes_the_marketplace_checks_as_scaffolded(tmp_path: Path) -> None:
+    """issue 19: what ``plugdock init`` writes passes ``plugdock publish check`` (the install check included)."""
+    made = CliRunner().invoke(cli, ["init", str(tmp_path / "weather"), "--kind", "tool", "--name", "weather",
+                                    "--author", "acme", "-y"])
+    assert made.exit_code == 0, made.output
+    checked = CliRunner().invoke(cli, ["publish", "check", str(tmp_path / "weather"), "--json"])
+    report = json.loads(checked.output[checked.output.index("{"):])
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert checked.exit_code == 0 and not failed, failed

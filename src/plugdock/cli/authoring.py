@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from plugdock.cli.templates import DEFAULT_TOOL, PluginAnswers, check_author, check_name, check_tool, render_plugin
+from plugdock.cli.templates import (
+    DEFAULT_TOOL,
+    PluginAnswers,
+    check_author,
+    check_contact,
+    check_name,
+    check_repo,
+    check_tool,
+    render_plugin,
+)
 from plugdock.cli.templates import KINDS as TEMPLATE_KINDS
 from plugdock.errors import PlugdockError
 from plugdock.packaging.archive import ArchiveSource, PackageArchive
@@ -104,12 +113,15 @@ def _free_text(value: str) -> str:
 @click.option("--description", help="One-line description.")
 @click.option("--tool", "tool_name", help=f"For tool plugins: the tool's name (default {DEFAULT_TOOL!r}, the "
                                           "scaffold's tool echoes its text).")
+@click.option("--repo", help="Source repository URL for the Marketplace (default https://github.com/AUTHOR/NAME).")
+@click.option("--contact", help="Contact email for the Marketplace (default AUTHOR@users.noreply.github.com).")
 @click.option("--model-method", type=click.Choice(["predefined", "customizable"]), default=None,
               help="For model plugins: predefined models or customizable models.")
 @click.option("--yes", "-y", "non_interactive", is_flag=True, help="Never prompt; use defaults for what is missing.")
 @click.option("--force", is_flag=True, help="Write into a directory that is not empty.")
 def init(directory: Path | None, kind: str | None, name: str | None, author: str | None, description: str | None,
-         tool_name: str | None, model_method: str | None, non_interactive: bool, force: bool) -> None:
+         tool_name: str | None, repo: str | None, contact: str | None, model_method: str | None,
+         non_interactive: bool, force: bool) -> None:
     """Create a new plugin of any kind that validates, runs and has a passing test (tests/, run with pytest)."""
     ask = not non_interactive
     if directory is not None and directory.exists() and any(directory.iterdir()) and not force:
@@ -128,8 +140,12 @@ def init(directory: Path | None, kind: str | None, name: str | None, author: str
     if kind == "model" and not model_method:
         model_method = click.prompt("Models", type=click.Choice(["predefined", "customizable"]),
                                     default="predefined") if ask else "predefined"
+    publishing = kind != "bundle"
+    repo = value(repo, "Source repository", f"https://github.com/{author}/{name}", check_repo) if publishing else ""
+    contact = value(contact, "Contact email", f"{author}@users.noreply.github.com", check_contact) \
+        if publishing else ""
     answers = PluginAnswers(kind=kind, name=name, author=author, description=description,
-                            model_method=model_method or "predefined", tool=tool)
+                            model_method=model_method or "predefined", tool=tool, repo=repo, contact=contact)
     answers.check()
     target = directory or Path(name)
     if target.exists() and any(target.iterdir()) and not force:

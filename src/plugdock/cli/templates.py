@@ -21,6 +21,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from plugdock.errors import PlugdockError
+from plugdock.publishing.checks import EMAIL_RE, SOURCE_REPOSITORY_RE
+from plugdock.publishing.icon import plugin_icon_svg
 from plugdock.schema.common import AUTHOR_RE, PLUGIN_NAME_RE
 
 KINDS = ["tool", "model", "extension", "agent-strategy", "bundle", "datasource", "trigger"]
@@ -53,6 +55,19 @@ def check_tool(value: str) -> str:
     return value
 
 
+def check_repo(value: str) -> str:
+    if not SOURCE_REPOSITORY_RE.fullmatch(value):
+        raise PlugdockError(f"repo {value!r} must be a source repository URL (https://github.com/OWNER/NAME, GitLab, "
+                            "Bitbucket, Gitee, Codeberg or sourcehut), as the Marketplace asks")
+    return value
+
+
+def check_contact(value: str) -> str:
+    if not EMAIL_RE.match(value):
+        raise PlugdockError(f"contact {value!r} must be an email address")
+    return value
+
+
 @dataclass
 class PluginAnswers:
     kind: str
@@ -62,6 +77,10 @@ class PluginAnswers:
     model_method: str = "predefined"
     tool: str = ""
     """The tool kind's tool; empty: named like the plugin (what scaffolds did before ``init`` asked)."""
+    repo: str = ""
+    """The source repository the Marketplace asks for; empty: https://github.com/<author>/<name>."""
+    contact: str = ""
+    """The author's email the Marketplace asks for; empty: <author>@users.noreply.github.com."""
 
     def check(self) -> None:
         if self.kind not in KINDS:
@@ -72,6 +91,18 @@ class PluginAnswers:
             check_tool(self.tool)
         if self.model_method not in ("predefined", "customizable"):
             raise PlugdockError("model method must be predefined or customizable")
+        if self.repo:
+            check_repo(self.repo)
+        if self.contact:
+            check_contact(self.contact)
+
+    @property
+    def source_repository(self) -> str:
+        return self.repo or f"https://github.com/{self.author}/{self.name}"
+
+    @property
+    def contact_email(self) -> str:
+        return self.contact or f"{self.author}@users.noreply.github.com"
 
 
 def layers(answers: PluginAnswers) -> list[str]:
@@ -145,10 +176,24 @@ def plugin_files(answers: PluginAnswers, now: dt.datetime | None = None) -> dict
     return {fill(path, values, path, name=True): fill(text, values, path) for path, text in templates.items()}
 
 
+def ready_to_publish(answers: PluginAnswers, rendered: dict[str, str]) -> dict[str, str]:
+    """What the Marketplace's checks (``plugdock publish check``) ask beyond the templates: the source repository
+    and a contact in the manifest, the repository named in the README, and an icon of the plugin's own."""
+    if answers.kind == "bundle":
+        return rendered
+    done = dict(rendered)
+    done["manifest.yaml"] = (rendered["manifest.yaml"].rstrip("\n") + f"\nrepo: {answers.source_repository}\n"
+                             f"contact: {answers.contact_email}\n")
+    done["README.md"] = rendered["README.md"].rstrip("\n") + f"\n\nSource: {answers.source_repository}\n"
+    done["_assets/icon.svg"] = plugin_icon_svg(answers.author, answers.name)
+    return done
+
+
 def render_plugin(answers: PluginAnswers, target: Path) -> list[Path]:
-    """Write the new plugin's files under ``target``; returns them in path order."""
+    """Write the new plugin's files under ``target`` (templates, then the publishing details); returns them in
+    path order."""
     written = []
-    for rel, text in sorted(plugin_files(answers).items()):
+    for rel, text in sorted(ready_to_publish(answers, plugin_files(answers)).items()):
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
