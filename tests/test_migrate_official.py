@@ -28,6 +28,7 @@ from plugdock.daemon.state.db import Database
 from plugdock.daemon.state.kvstore import KVStore, row_cost
 from plugdock.daemon.state.models import EndpointRecord, Installation, PluginRecord, StorageUsage
 from plugdock.packaging.build import build_package
+from test_host_routing import GROUP  # the same endpoint group: a secret api_key and a greeting
 
 from conftest import make_plugin
 
@@ -36,20 +37,6 @@ GARBLED = "plugdock/garbled:0.0.1@" + "ab" * 32  # sorts between echo_tool and h
 MISSING = "plugdock/missing:0.0.1@" + "cd" * 32
 REMOTE = "someone/debugged:0.0.1@" + "ef" * 32
 
-HOOKS_GROUP = '''settings:
-  - name: api_key
-    type: secret-input
-    required: true
-    label:
-      en_US: API key
-  - name: greeting
-    type: text-input
-    required: false
-    label:
-      en_US: Greeting
-endpoints:
-  - endpoints/show.yaml
-'''
 SHOW = '''
 import json
 from werkzeug import Response
@@ -66,7 +53,7 @@ class Show(Endpoint):
 def hooks_plugin(root: Path) -> Path:
     """An extension whose settings hold a secret: Dify encrypted it, only the host can open it."""
     hooks = make_plugin(root, kind="extension", name="hooks")
-    (hooks / "group" / "hooks.yaml").write_text(HOOKS_GROUP)
+    (hooks / "group" / "hooks.yaml").write_text(GROUP)
     (hooks / "endpoints" / "show.yaml").write_text('path: "/show"\nmethod: "GET"\nextra:\n  python:\n'
                                                    "    source: endpoints/show.py\n")
     (hooks / "endpoints" / "show.py").write_text(SHOW)

@@ -22,15 +22,19 @@ from plugdock.publishing.source import load_candidate
 from conftest import make_plugin
 
 FAST = ["--no-resolve", "--no-install"]
+SCAFFOLD_ICON = (Path(__file__).parent.parent / "src" / "plugdock" / "cli" / "scaffolds" / "all" / "_assets"
+                 / "icon.svg").read_bytes()
 
 
 def fill_in(root: Path) -> Path:
-    """What an author adds to a scaffold before submitting: repo, contact, a README link and an icon."""
+    """What an author adds to a scaffold before submitting: their own contact and setup and usage notes (the
+    scaffold already names a repository and a contact, and draws the plugin an icon of its own)."""
     manifest = root / "manifest.yaml"
-    manifest.write_text(manifest.read_text() + "repo: https://github.com/tester/demo\ncontact: tester@example.com\n")
+    manifest.write_text(manifest.read_text().replace("contact: tester@users.noreply.github.com",
+                                                     "contact: tester@example.com"))
     readme = root / "README.md"
-    readme.write_text(readme.read_text() + "\n## Setup and usage\n\nSource: https://github.com/tester/demo\n")
-    (root / "_assets" / "icon.svg").write_text(plugin_icon_svg("tester", "demo"))
+    readme.write_text(readme.read_text() + "\n## Setup and usage\n\nRun `plugdock invoke . tool demo`.\n")
+    assert (root / "_assets" / "icon.svg").read_text() == plugin_icon_svg("tester", "demo")
     return root
 
 
@@ -57,14 +61,11 @@ def test_a_filled_in_scaffold_passes_every_local_check(ready: Path) -> None:
     assert statuses["version_exists"] == statuses["plugin_install"] == statuses["plugin_deps"] == "skipped"
 
 
-def test_the_raw_scaffold_fails_what_the_author_must_supply(tmp_path: Path) -> None:
-    """repo, contact and a README source link are the author's to give; the scaffold's icon is nobody's own."""
+def test_the_raw_scaffold_passes_every_local_check(tmp_path: Path) -> None:
+    """issue 19: the scaffold names a repository and a contact, links the repository and has an icon of its own."""
     plugin = make_plugin(tmp_path / "demo")
     found = results(plugin)
-    failing = {name for name, r in found.items() if not r.ok}  # type: ignore[attr-defined]
-    assert failing <= {"manifest_metadata", "readme_metadata", "plugin_icon"}
-    for name in failing:
-        assert found[name].file  # type: ignore[attr-defined]
+    assert not {name for name, r in found.items() if not r.ok}  # type: ignore[attr-defined]
 
 
 def test_cjk_in_readme_is_reported_with_its_line_but_not_inside_code(ready: Path) -> None:
@@ -99,6 +100,7 @@ def test_generated_icons_differ_by_plugin_and_are_stable() -> None:
 
 def test_publish_icon_replaces_the_scaffold_icon(tmp_path: Path) -> None:
     plugin = make_plugin(tmp_path / "demo")
+    (plugin / "_assets" / "icon.svg").write_bytes(SCAFFOLD_ICON)  # an older plugin, made before init drew icons
     assert not results(plugin)["plugin_icon"].ok  # type: ignore[attr-defined]
     assert CliRunner().invoke(cli, ["publish", "icon", str(plugin)]).exit_code == 0
     assert results(plugin)["plugin_icon"].ok  # type: ignore[attr-defined]
@@ -177,6 +179,7 @@ def test_version_exists_asks_the_marketplace_and_github(ready: Path) -> None:
 
 def test_the_text_report_names_each_check_and_exits_1_on_failure(tmp_path: Path) -> None:
     plugin = make_plugin(tmp_path / "demo")
+    (plugin / "_assets" / "icon.svg").write_bytes(SCAFFOLD_ICON)
     result = CliRunner().invoke(cli, ["publish", "check", str(plugin), *FAST])
     assert result.exit_code == 1
     assert "FAIL    plugin_icon" in result.stdout and "[_assets/icon.svg]" in result.stdout
