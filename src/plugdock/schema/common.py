@@ -138,3 +138,14 @@ class Extra(DifyModel):
     """``extra.python`` names the Python files that implement a declaration."""
 
     python: PythonExtra | None = None
+
+
+class PythonSource(DifyModel):
+    source: str = Field(min_length=1)
+
+
+class SourceExtra(DifyModel):
+    """``extra.python.source`` required: the official SDK cannot load a datasource or trigger declaration (provider,
+    datasource, event) without it."""
+
+    python: PythonSource

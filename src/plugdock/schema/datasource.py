@@ -19,6 +19,7 @@ from plugdock.schema.common import (
     I18nObject,
     ParameterOption,
     ProviderConfig,
+    SourceExtra,
     check_scope,
 )
 from plugdock.schema.tool import (
@@ -83,16 +84,6 @@ class DatasourceParameter(DifyModel):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
-
-
-class PythonSource(DifyModel):
-    source: str = Field(min_length=1)
-
-
-class SourceExtra(DifyModel):
-    """``extra.python.source``: the official SDK refuses to start without it."""
-
-    python: PythonSource
 
 
 class DatasourceIdentity(DifyModel):

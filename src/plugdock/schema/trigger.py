@@ -18,6 +18,7 @@ from plugdock.schema.common import (
     DifyModel,
     I18nObject,
     ProviderConfig,
+    SourceExtra,
     check_scope,
 )
 from plugdock.schema.tool import (
@@ -90,16 +91,6 @@ def _unique_names(owner: DifyModel, parameters: list[EventParameter], where: str
             owner.note((where, index, "name"), f"parameter {parameter.name!r} repeats {where}[{first[parameter.name]}]"
                        "; the host shows both fields and keeps one value: rename or remove one")
         first.setdefault(parameter.name, index)
-
-
-class PythonSource(DifyModel):
-    source: str = Field(min_length=1)
-
-
-class SourceExtra(DifyModel):
-    """``extra.python.source``: the official SDK needs it for the provider and for every event."""
-
-    python: PythonSource
 
 
 class EventIdentity(DifyModel):
