@@ -6,6 +6,7 @@ model plugins) both depend on it and never on each other.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -38,3 +39,25 @@ def need(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str
         wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise RequestDataError(f"request field {name!r} must be {wanted}, got {type(value).__name__}")
     return value
+
+
+def raw_http_request(data: Mapping[str, Any]) -> Any:
+    """The werkzeug request a dispatch carries hex-encoded in ``raw_http_request`` (endpoints, OAuth callbacks,
+    webhooks); a ``RequestDataError`` naming the field when it is not one."""
+    from plugdock.runtime.http_wire import parse_request
+
+    try:
+        return parse_request(binascii.unhexlify(need(data, "raw_http_request")))
+    except (binascii.Error, ValueError) as exc:
+        raise RequestDataError(f"raw_http_request is not a hex-encoded HTTP request: {exc}") from None
+
+
+def oauth_credentials_answer(creds: Any) -> list[dict[str, Any]]:
+    """The answer to ``oauth/get_credentials``, as the official SDK shapes it for every provider kind."""
+    return [{"metadata": dict(creds.metadata or {}), "credentials": dict(creds.credentials),
+             "expires_at": creds.expires_at}]
+
+
+def oauth_refreshed_answer(creds: Any) -> list[dict[str, Any]]:
+    """The answer to ``oauth/refresh_credentials``."""
+    return [{"credentials": dict(creds.credentials), "expires_at": creds.expires_at}]

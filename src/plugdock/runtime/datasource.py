@@ -9,14 +9,20 @@ stops the plugin at start-up with the file named, as every other kind does.
 
 from __future__ import annotations
 
-import binascii
 import inspect
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugdock.runtime.actions import Handler, NotFoundError, RequestDataError, need
+from plugdock.runtime.actions import (
+    Handler,
+    NotFoundError,
+    need,
+    oauth_credentials_answer,
+    oauth_refreshed_answer,
+    raw_http_request,
+)
 from plugdock.runtime.iteration import drain_async
 from plugdock.runtime.registry import PluginRegistry, RegistryError, load_class, read_yaml
 from plugdock.sdk.session import Session
@@ -216,22 +222,15 @@ class DatasourceActions:
         return [{"authorization_url": url}]
 
     def oauth_get_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
-        from plugdock.runtime.http_wire import parse_request
-
         provider = self._oauth_provider(data)
-        try:
-            request = parse_request(binascii.unhexlify(need(data, "raw_http_request")))
-        except (binascii.Error, ValueError) as exc:
-            raise RequestDataError(f"raw_http_request is not a hex-encoded HTTP request: {exc}") from None
         creds = provider.oauth_get_credentials(need(data, "redirect_uri"), data.get("system_credentials") or {},
-                                               request)
-        return [{"metadata": dict(creds.metadata or {}), "credentials": dict(creds.credentials),
-                 "expires_at": creds.expires_at}]
+                                               raw_http_request(data))
+        return oauth_credentials_answer(creds)
 
     def oauth_refresh_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         creds = self._oauth_provider(data).oauth_refresh_credentials(
             need(data, "redirect_uri"), data.get("system_credentials") or {}, data.get("credentials") or {})
-        return [{"credentials": dict(creds.credentials), "expires_at": creds.expires_at}]
+        return oauth_refreshed_answer(creds)
 
 
 def datasource_handlers(registry: PluginRegistry, previous: Mapping[tuple[str, str], Handler],

@@ -13,7 +13,16 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from plugdock.runtime.actions import Handler, NotFoundError, RequestDataError, UnknownActionError, need
+from plugdock.runtime.actions import (
+    Handler,
+    NotFoundError,
+    RequestDataError,
+    UnknownActionError,
+    need,
+    oauth_credentials_answer,
+    oauth_refreshed_answer,
+    raw_http_request,
+)
 from plugdock.runtime.iteration import drain_async
 from plugdock.runtime.registry import PluginRegistry
 from plugdock.sdk.messages import InvokeMessage
@@ -144,18 +153,14 @@ class Executor:
         return [{"authorization_url": url}]
 
     def oauth_get_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
-        from plugdock.runtime.http_wire import parse_request
-
-        request = parse_request(binascii.unhexlify(need(data, "raw_http_request")))
         creds = self._oauth_provider(data).oauth_get_credentials(
-            need(data, "redirect_uri"), data.get("system_credentials") or {}, request)
-        return [{"metadata": dict(creds.metadata or {}), "credentials": dict(creds.credentials),
-                 "expires_at": creds.expires_at}]
+            need(data, "redirect_uri"), data.get("system_credentials") or {}, raw_http_request(data))
+        return oauth_credentials_answer(creds)
 
     def oauth_refresh_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         creds = self._oauth_provider(data).oauth_refresh_credentials(
             need(data, "redirect_uri"), data.get("system_credentials") or {}, data.get("credentials") or {})
-        return [{"credentials": dict(creds.credentials), "expires_at": creds.expires_at}]
+        return oauth_refreshed_answer(creds)
 
     # -- endpoints ----------------------------------------------------------------------------
     def invoke_endpoint(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:

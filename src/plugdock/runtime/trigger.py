@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plugdock.runtime.actions import Handler, NotFoundError, RequestDataError, need
+from plugdock.runtime.actions import (
+    Handler,
+    NotFoundError,
+    RequestDataError,
+    need,
+    oauth_credentials_answer,
+    oauth_refreshed_answer,
+    raw_http_request,
+)
 from plugdock.runtime.registry import PluginRegistry, RegistryError, load_class, read_yaml
 from plugdock.sdk.session import Session
 
@@ -100,15 +108,6 @@ def serialize_response(response: Any) -> bytes:
         lines.append(f"{name}: {value}")
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
-
-
-def _request(data: Mapping[str, Any]) -> Any:
-    from plugdock.runtime.http_wire import parse_request
-
-    try:
-        return parse_request(binascii.unhexlify(need(data, "raw_http_request")))
-    except (binascii.Error, ValueError) as exc:
-        raise RequestDataError(f"raw_http_request is not a hex-encoded HTTP request: {exc}") from None
 
 
 def _subscription(data: Mapping[str, Any]) -> Any:
@@ -213,7 +212,7 @@ class TriggerActions:
         from plugdock.sdk.trigger_entities import EventIgnoreError, Variables
 
         event = self._event(session, data, need(data, "event"), _subscription(data))
-        request = _request(data)
+        request = raw_http_request(data)
         try:
             result = event.on_event(request=request, parameters=dict(data.get("parameters") or {}),
                                     payload=dict(data.get("payload") or {}))
@@ -237,7 +236,7 @@ class TriggerActions:
         trigger = entry.provider_cls(TriggerRuntime(
             session=session, credential_type=_credential_type(data, "unauthorized"),
             credentials=dict(credentials) if isinstance(credentials, Mapping) else None))
-        subscription, request = _subscription(data), _request(data)
+        subscription, request = _subscription(data), raw_http_request(data)
         result = _expect(trigger.dispatch_event(subscription=subscription, request=request), EventDispatch,
                          f"trigger {type(trigger).__name__}._dispatch_event")
         return [{"user_id": result.user_id, "events": list(result.events),
@@ -295,15 +294,14 @@ class TriggerActions:
     def oauth_get_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         creds = self._oauth(session, data).oauth_get_credentials(
             redirect_uri=need(data, "redirect_uri"), system_credentials=data.get("system_credentials") or {},
-            request=_request(data))
-        return [{"metadata": dict(creds.metadata or {}), "credentials": dict(creds.credentials),
-                 "expires_at": creds.expires_at}]
+            request=raw_http_request(data))
+        return oauth_credentials_answer(creds)
 
     def oauth_refresh_credentials(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         creds = self._oauth(session, data).oauth_refresh_credentials(
             redirect_uri=need(data, "redirect_uri"), system_credentials=data.get("system_credentials") or {},
             credentials=data.get("credentials") or {})
-        return [{"credentials": dict(creds.credentials), "expires_at": creds.expires_at}]
+        return oauth_refreshed_answer(creds)
 
     def fetch_parameter_options(self, session: Session, data: dict[str, Any]) -> Iterable[Any]:
         """``provider_action: provider`` asks the subscription constructor; an event's name asks the event."""
