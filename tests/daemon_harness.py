@@ -133,6 +133,16 @@ class DaemonProcess:
             assert response.headers["content-type"].startswith("text/event-stream"), response.read()
             return [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line.strip()]
 
+    def wait_listed(self, plugin_id: str, present: bool = True, tenant: str = "t1") -> dict[str, Any] | None:
+        """The plugin's row in ``management/list`` once it is there (or None once it is gone, with ``present``
+        false): a remote-debugging plugin registers and leaves asynchronously."""
+        def settled() -> tuple[dict[str, Any] | None] | None:
+            rows = self.data(self.client.get(f"/plugin/{tenant}/management/list"))["list"]
+            found = next((row for row in rows if row["plugin_id"] == plugin_id), None)
+            return (found,) if (found is not None) == present else None
+
+        return eventually(settled, f"{plugin_id} {'never appeared' if present else 'never left'}")[0]
+
     def plugin_pids(self) -> list[int]:
         """PIDs of plugin processes the daemon started (its direct children)."""
         assert self.proc is not None

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,17 +31,6 @@ def key(d: DaemonProcess, tenant: str = "t1") -> tuple[str, int]:
     return data["key"], data["port"]
 
 
-def wait_listed(d: DaemonProcess, plugin_id: str, present: bool = True, timeout: float = 30) -> dict | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        listing = d.data(d.client.get("/plugin/t1/management/list"))["list"]
-        found = next((p for p in listing if p["plugin_id"] == plugin_id), None)
-        if (found is not None) == present:
-            return found
-        assert time.monotonic() < deadline, f"{plugin_id} {'never appeared' if present else 'never left'}"
-        time.sleep(0.2)
-
-
 def invoke(d: DaemonProcess, plugin_id: str, text: str) -> list[dict]:
     return d.dispatch("tool/invoke", plugin_id, {"provider": "echo_tool", "tool": "echo_tool", "credentials": {},
                                                  "tool_parameters": {"text": text}})
@@ -57,7 +45,7 @@ def test_plugdock_debug_registers_serves_and_leaves(daemon: DaemonProcess, tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--url",
                              f"127.0.0.1:{port}", "--key-file", str(key_file)], stderr=subprocess.PIPE)
     try:
-        entry = wait_listed(daemon, "plugdock/echo_tool")
+        entry = daemon.wait_listed("plugdock/echo_tool")
         assert entry is not None and entry["runtime_type"] == "remote"
         assert entry["declaration"]["tool"]["tools"][0]["identity"]["name"] == "echo_tool"
         icon = daemon.client.get(f"/plugin/t1/asset/{entry['declaration']['icon']}")
@@ -66,7 +54,7 @@ def test_plugdock_debug_registers_serves_and_leaves(daemon: DaemonProcess, tmp_p
     finally:
         proc.kill()
         proc.wait()
-    wait_listed(daemon, "plugdock/echo_tool", present=False)
+    daemon.wait_listed("plugdock/echo_tool", present=False)
     gone = daemon.client.post("/plugin/t1/dispatch/tool/invoke", headers={"X-Plugin-ID": "plugdock/echo_tool"},
                               json={})
     assert gone.status_code == 404
@@ -80,13 +68,13 @@ def test_official_sdk_remote_mode(daemon: DaemonProcess, official_python: str, t
     proc = subprocess.Popen([official_python, "-m", "main"], cwd=official, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        wait_listed(daemon, "plugdock/echo_tool")
+        daemon.wait_listed("plugdock/echo_tool")
         assert invoke(daemon, "plugdock/echo_tool", "official remote")[0]["data"]["message"]["text"] == \
             "official remote"
     finally:
         proc.kill()
         proc.wait()
-    wait_listed(daemon, "plugdock/echo_tool", present=False)
+    daemon.wait_listed("plugdock/echo_tool", present=False)
 
 
 def test_bad_key_is_refused(daemon: DaemonProcess) -> None:
@@ -131,21 +119,21 @@ def test_ctrl_c_in_either_debugging_plugin_is_no_traceback(official_python: str,
         sdk = subprocess.Popen([official_python, "-m", "main"], cwd=official, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
         try:
-            wait_listed(d, "plugdock/echo_tool")
+            d.wait_listed("plugdock/echo_tool")
         finally:
             sdk.send_signal(signal.SIGINT)
             sdk.communicate(timeout=60)
-        wait_listed(d, "plugdock/echo_tool", present=False)
+        d.wait_listed("plugdock/echo_tool", present=False)
         ours = subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--daemon",
                                  d.url, "--tenant", "t1"], env={**os.environ, "PLUGDOCK_KEY": "test-server-key"},
                                 stderr=subprocess.PIPE, text=True)
         try:
-            wait_listed(d, "plugdock/echo_tool")
+            d.wait_listed("plugdock/echo_tool")
         finally:
             ours.send_signal(signal.SIGINT)
             _, err = ours.communicate(timeout=60)
         assert ours.returncode == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err
-        wait_listed(d, "plugdock/echo_tool", present=False)
+        d.wait_listed("plugdock/echo_tool", present=False)
     finally:
         d.stop()
     assert d.proc is not None and d.proc.stderr is not None

@@ -8,11 +8,12 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance_plugins import to_official
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from datasource_plugins import datasource_plugin
 from plugdock.schema.declaration import plugin_declaration
 from plugdock.schema.plugin import DirectorySource, load_plugin
@@ -224,7 +225,6 @@ def test_official_sdk_datasource_over_remote_debugging(daemon: DaemonProcess, of
     """The official SDK registers its whole provider model; the daemon lists it in the official shape and
     routes the datasource calls to the debugging process."""
     import os
-    import time
 
     official = to_official(datasource_plugin(tmp_path / "src", "online_drive", name="remote_drive"),
                            tmp_path / "official")
@@ -234,14 +234,12 @@ def test_official_sdk_datasource_over_remote_debugging(daemon: DaemonProcess, of
     proc = subprocess.Popen([official_python, "-m", "main"], cwd=official, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def registered() -> dict[str, Any] | None:
+            assert proc.poll() is None, "the debugging plugin exited before it registered"
             rows = daemon.data(daemon.client.get("/plugin/t1/management/datasources"))
-            row = next((r for r in rows if r["plugin_id"] == "tester/remote_drive"), None)
-            if row is not None:
-                break
-            assert time.monotonic() < deadline and proc.poll() is None, "the debugging plugin never registered"
-            time.sleep(0.2)
+            return next((r for r in rows if r["plugin_id"] == "tester/remote_drive"), None)
+
+        row = eventually(registered, "the debugging plugin never registered")
         declaration = row["declaration"]
         assert "extra" not in declaration and "extra" not in declaration["datasources"][0]
         assert declaration["provider_type"] == "online_drive"

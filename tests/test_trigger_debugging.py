@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,17 +27,6 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     d.stop()
 
 
-def _listed(d: DaemonProcess, plugin_id: str, present: bool = True, timeout: float = 60) -> dict[str, Any] | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = next((p for p in d.data(d.client.get("/plugin/t1/management/list"))["list"]
-                      if p["plugin_id"] == plugin_id), None)
-        if (found is not None) == present:
-            return found
-        assert time.monotonic() < deadline, f"{plugin_id} {'never appeared' if present else 'never left'}"
-        time.sleep(0.2)
-
-
 def _dispatch(d: DaemonProcess) -> list[dict[str, Any]]:
     return d.dispatch("trigger/dispatch_event", "plugdock/signed_webhook", {
         "provider": "signed_webhook", "subscription": SUBSCRIPTION, "raw_http_request": webhook(MESSAGE),
@@ -49,7 +37,7 @@ def _run(d: DaemonProcess, command: list[str], cwd: Path | None = None, **env: s
     proc = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        entry = _listed(d, "plugdock/signed_webhook")
+        entry = d.wait_listed("plugdock/signed_webhook")
         assert entry is not None and entry["runtime_type"] == "remote"
         assert [e["identity"]["name"] for e in entry["declaration"]["trigger"]["events"]] == ["message_posted"]
         listed = d.data(d.client.get("/plugin/t1/management/triggers", params={"page": 1, "page_size": 10}))
@@ -59,7 +47,7 @@ def _run(d: DaemonProcess, command: list[str], cwd: Path | None = None, **env: s
     finally:
         proc.kill()
         proc.wait()
-    _listed(d, "plugdock/signed_webhook", present=False)
+    d.wait_listed("plugdock/signed_webhook", present=False)
 
 
 def test_plugdock_debug_serves_a_trigger(daemon: DaemonProcess, tmp_path: Path) -> None:
