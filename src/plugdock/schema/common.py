@@ -99,6 +99,28 @@ def check_scope(kind: str, scope: str | None) -> None:
         raise ValueError(f"scope {scope!r} is not valid for {kind}; use one of {', '.join(sorted(allowed))}")
 
 
+def identity_name(value: str) -> str:
+    """``identity.name`` of a provider, tool, datasource or event (the daemon's ``^[a-zA-Z0-9_-]+$``)."""
+    if not IDENTITY_NAME_RE.match(value):
+        raise ValueError(f"name {value!r} must match ^[a-zA-Z0-9_-]+$")
+    return value
+
+
+def check_bounds(low: float | None, high: float | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"min ({low}) is greater than max ({high})")
+
+
+def check_parameter(kind: str, scope: str | None, options: list[Any] | None, low: float | None,
+                    high: float | None) -> None:
+    """What a tool or datasource parameter must hold together: a scope its type allows, options for a select,
+    min not above max."""
+    check_scope(kind, scope)
+    if kind == "select" and not options:
+        raise ValueError("a select parameter needs options")
+    check_bounds(low, high)
+
+
 ProviderConfigType = Literal[
     "secret-input", "text-input", "select", "boolean", "model-selector", "app-selector", "array[tools]"
 ]

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from plugdock.schema.common import (
-    IDENTITY_NAME_RE,
     DifyModel,
     I18nObject,
     ParameterOption,
     ProviderConfig,
     SourceExtra,
-    check_scope,
+    check_parameter,
+    identity_name,
 )
 from plugdock.schema.tool import (
     CredentialFields,
@@ -42,12 +42,6 @@ DatasourceTag = Literal[
 ]
 # The daemon's isDatasourceParameterType: the SDK's list without file and files, which the daemon refuses.
 DatasourceParameterType = Literal["string", "number", "boolean", "select", "secret-input"]
-
-
-def _identity_name(value: str) -> str:
-    if not IDENTITY_NAME_RE.match(value):
-        raise ValueError(f"name {value!r} must match ^[a-zA-Z0-9_-]+$")
-    return value
 
 
 class DatasourceParameter(DifyModel):
@@ -78,11 +72,7 @@ class DatasourceParameter(DifyModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasourceParameter:
-        check_scope(self.type, self.scope)
-        if self.type == "select" and not self.options:
-            raise ValueError("a select parameter needs options")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        check_parameter(self.type, self.scope, self.options, self.min, self.max)
         return self
 
 
@@ -92,7 +82,7 @@ class DatasourceIdentity(DifyModel):
     label: I18nObject
     icon: str | None = None
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
 
 class DatasourceDeclaration(DifyModel):
@@ -125,7 +115,7 @@ class DatasourceProviderIdentity(DifyModel):
     label: I18nObject
     tags: list[DatasourceTag] | None = Field(default=None, description="the official SDK's DatasourceLabelEnum")
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
 
 class DatasourceProviderDeclaration(DifyModel):

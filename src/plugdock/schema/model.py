@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from plugdock.schema.common import DifyModel, Extra, I18nObject
+from plugdock.schema.common import DifyModel, Extra, I18nObject, check_bounds
 from plugdock.schema.model_templates import PARAMETER_RULE_TEMPLATES, resolve_parameter_rule
 
 ModelType = Literal[
@@ -50,8 +50,7 @@ class ParameterRule(DifyModel):
                 raise ValueError(f"use_template {self.use_template!r} is unknown; known templates: {known}")
         elif self.type is None:
             raise ValueError("a parameter rule without use_template needs a type")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        check_bounds(self.min, self.max)
         return self
 
     def resolved(self) -> dict[str, Any]:

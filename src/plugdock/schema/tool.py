@@ -7,14 +7,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from plugdock.schema.common import (
-    IDENTITY_NAME_RE,
     DifyModel,
     Extra,
     I18nObject,
     ParameterOption,
     PluginTag,
     ProviderConfig,
-    check_scope,
+    check_parameter,
+    identity_name,
 )
 
 ToolParameterType = Literal[
@@ -22,12 +22,6 @@ ToolParameterType = Literal[
     "any", "dynamic-select", "array", "object", "checkbox", "date", "date-range",
 ]
 ToolParameterForm = Literal["schema", "form", "llm"]
-
-
-def _identity_name(value: str) -> str:
-    if not IDENTITY_NAME_RE.match(value):
-        raise ValueError(f"name {value!r} must match ^[a-zA-Z0-9_-]+$")
-    return value
 
 
 class ParameterAutoGenerate(DifyModel):
@@ -61,11 +55,7 @@ class ToolParameter(DifyModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ToolParameter:
-        check_scope(self.type, self.scope)
-        if self.type == "select" and not self.options:
-            raise ValueError("a select parameter needs options")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        check_parameter(self.type, self.scope, self.options, self.min, self.max)
         return self
 
 
@@ -75,7 +65,7 @@ class ToolIdentity(DifyModel):
     label: I18nObject
     icon: str | None = None
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
 
 class ToolDescription(DifyModel):
@@ -115,7 +105,7 @@ class ToolProviderIdentity(DifyModel):
     label: I18nObject
     tags: list[PluginTag] | None = None
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
 
 class OAuthSchema(DifyModel):

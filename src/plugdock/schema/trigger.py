@@ -14,12 +14,13 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from plugdock.schema.common import (
-    IDENTITY_NAME_RE,
     DifyModel,
     I18nObject,
     ProviderConfig,
     SourceExtra,
+    check_bounds,
     check_scope,
+    identity_name,
 )
 from plugdock.schema.tool import (
     CredentialFields,
@@ -34,12 +35,6 @@ EventParameterType = Literal[
     "string", "number", "boolean", "select", "checkbox", "file", "files", "model-selector", "app-selector",
     "object", "array", "dynamic-select",
 ]
-
-
-def _identity_name(value: str) -> str:
-    if not IDENTITY_NAME_RE.match(value):
-        raise ValueError(f"name {value!r} must match ^[a-zA-Z0-9_-]+$")
-    return value
 
 
 class EventParameterOption(DifyModel):
@@ -79,8 +74,7 @@ class EventParameter(DifyModel):
         if self.type == "select" and not self.options:
             self.note(("options",), "a select parameter without options offers nothing to choose (neither the "
                       "official SDK nor the daemon refuses it)")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        check_bounds(self.min, self.max)
         return self
 
 
@@ -98,7 +92,7 @@ class EventIdentity(DifyModel):
     name: str = Field(min_length=1)
     label: I18nObject
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
 
 class EventDeclaration(DifyModel):
@@ -132,7 +126,7 @@ class TriggerProviderIdentity(DifyModel):
                             description="leave empty: the official SDK takes only 'webhooks', the daemon only "
                                         "plugin tags, so any tag stops the plugin in one of them")
 
-    _check_name = field_validator("name")(_identity_name)
+    _check_name = field_validator("name")(identity_name)
 
     @field_validator("tags", mode="before")
     @classmethod
