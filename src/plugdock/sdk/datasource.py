@@ -92,8 +92,8 @@ class WebsiteCrawlDatasource(ABC):
         raise NotImplementedError(_SUBCLASS)
 
 
-class OnlineDocumentDatasource(ToolLike[DatasourceMessage]):
-    """``provider_type: online_document``: list workspaces' pages, then yield one page's content as messages."""
+class _MessageDatasource(ToolLike[DatasourceMessage]):
+    """What the online document and online drive classes share: they stream content as datasource messages."""
 
     runtime: DatasourceRuntime
     session: Session
@@ -103,6 +103,10 @@ class OnlineDocumentDatasource(ToolLike[DatasourceMessage]):
         self.runtime = runtime
         self.session = session
         self.response_type = DatasourceMessage
+
+
+class OnlineDocumentDatasource(_MessageDatasource):
+    """``provider_type: online_document``: list workspaces' pages, then yield one page's content as messages."""
 
     def get_pages(self, datasource_parameters: Mapping[str, Any]) -> DatasourceGetPagesResponse:
         return self._get_pages(datasource_parameters)
@@ -119,17 +123,8 @@ class OnlineDocumentDatasource(ToolLike[DatasourceMessage]):
         raise NotImplementedError(_SUBCLASS)
 
 
-class OnlineDriveDatasource(ToolLike[DatasourceMessage]):
+class OnlineDriveDatasource(_MessageDatasource):
     """``provider_type: online_drive``: browse buckets and folders page by page, then yield a file's content."""
-
-    runtime: DatasourceRuntime
-    session: Session
-
-    @final
-    def __init__(self, runtime: DatasourceRuntime, session: Session) -> None:
-        self.runtime = runtime
-        self.session = session
-        self.response_type = DatasourceMessage
 
     def browse_files(self, request: OnlineDriveBrowseFilesRequest) -> OnlineDriveBrowseFilesResponse:
         return self._browse_files(request)
