@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugdock.errors import PlugdockError
-from plugdock.testing.parameters import FieldSpec, declared_fields, read_values
+from plugdock.testing.parameters import FieldSpec, declared_fields, only_provider, read_values
 
 # Fields of the request models of the actions that take one (the official entities, with their types).
 REQUEST_FIELDS: dict[str, tuple[str, list[FieldSpec]]] = {
@@ -31,10 +31,7 @@ def datasource_request(registry: Any, name: str, provider: str | None, params: d
     from plugdock.runtime.datasource import ROUTE_ACTIONS, load_datasource_providers
 
     providers = load_datasource_providers(registry.root, registry.manifest)
-    if provider is None:
-        if len(providers) != 1:
-            raise PlugdockError(f"the plugin has {len(providers)} datasource providers; pass --provider")
-        provider = next(iter(providers))
+    provider = provider or only_provider(providers, "datasource provider")
     entry = providers.get(provider)
     datasource, _, action = name.rpartition("/")
     if action not in ROUTE_ACTIONS:

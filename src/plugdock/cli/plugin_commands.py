@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from plugdock.errors import PlugdockError
+from plugdock.testing.parameters import only_provider
 
 
 def _entry(directory: Path) -> str:
@@ -173,7 +174,7 @@ def _request(client: Any, kind: str, name: str, provider: str | None, params: di
 
         return trigger_request(registry, name, provider, params, creds)
     if kind == "tool":
-        provider = provider or _only(registry.tool_providers, "tool provider")
+        provider = provider or only_provider(registry.tool_providers, "tool provider")
         entry = registry.tool_providers.get(provider)
         declaration = entry.tool_declarations.get(name) if entry else None
         if entry is not None and declaration is not None:  # else the call itself says what is not found
@@ -190,14 +191,14 @@ def _request(client: Any, kind: str, name: str, provider: str | None, params: di
         return ("tool", "invoke_tool"), {"provider": provider, "tool": name, "tool_parameters": parameters,
                                          "credentials": credentials}
     if kind == "agent-strategy":
-        provider = provider or _only(registry.agent_providers, "agent strategy provider")
+        provider = provider or only_provider(registry.agent_providers, "agent strategy provider")
         agent = registry.agent_providers.get(provider)
         declaration = agent.strategy_declarations.get(name) if agent else None
         parameters = (_read(params, declaration.get("parameters") or [], "parameter", f"agent strategy {name}",
                             "-p") if declaration is not None else read_values(params, None, "parameter", "", ""))
         return ("agent_strategy", "invoke_agent_strategy"), {
             "agent_strategy_provider": provider, "agent_strategy": name, "agent_strategy_params": parameters}
-    provider = provider or _only(registry.model_providers, "model provider")
+    provider = provider or only_provider(registry.model_providers, "model provider")
     model = registry.model_providers.get(provider)
     rules = next((d.get("parameter_rules") for d in (model.model_declarations if model else [])
                   if d.get("model") == name), None)
@@ -210,12 +211,6 @@ def _request(client: Any, kind: str, name: str, provider: str | None, params: di
         "provider": provider, "model_type": "llm", "model": name, "credentials": credentials,
         "prompt_messages": [{"role": "user", "content": prompt or ""}], "model_parameters": parameters,
         "tools": [], "stop": [], "stream": True}
-
-
-def _only(entries: dict[str, Any], what: str) -> str:
-    if len(entries) != 1:
-        raise PlugdockError(f"the plugin has {len(entries)} {what}s; pass --provider")
-    return next(iter(entries))
 
 
 COMMANDS = [run, invoke, debug]

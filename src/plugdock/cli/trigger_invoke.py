@@ -18,7 +18,7 @@ import sys
 from typing import Any, BinaryIO
 
 from plugdock.errors import PlugdockError
-from plugdock.testing.parameters import declared_fields, read_values
+from plugdock.testing.parameters import declared_fields, only_provider, read_values
 
 ACTIONS = {"dispatch_event": "dispatch_trigger_event", "invoke_event": "invoke_trigger_event",
            "validate_credentials": "validate_trigger_credentials", "subscribe": "subscribe_trigger",
@@ -66,10 +66,7 @@ def trigger_request(registry: Any, name: str, provider: str | None, params: dict
     if stdin is None and not sys.stdin.isatty():
         stdin = sys.stdin.buffer
     providers = load_trigger_providers(registry.root, registry.manifest)
-    if provider is None:
-        if len(providers) != 1:
-            raise PlugdockError(f"the plugin has {len(providers)} trigger providers; pass --provider")
-        provider = next(iter(providers))
+    provider = provider or only_provider(providers, "trigger provider")
     entry = providers.get(provider)
     event, _, action = name.rpartition("/")
     if action not in ACTIONS:

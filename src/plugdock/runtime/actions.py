@@ -41,6 +41,17 @@ def need(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...] = str
     return value
 
 
+def for_providers(providers: Mapping[str, Any], ours: Handler, fallback: Handler | None) -> Handler:
+    """A handler for an action several kinds of provider answer (OAuth, dynamic options): ``ours`` for these
+    providers, ``fallback`` (the tool providers' handler) for every other."""
+    def route(session: Session, data: dict[str, Any]) -> Iterable[Any]:
+        if data.get("provider") in providers or fallback is None:
+            return ours(session, data)
+        return fallback(session, data)
+
+    return route
+
+
 def raw_http_request(data: Mapping[str, Any]) -> Any:
     """The werkzeug request a dispatch carries hex-encoded in ``raw_http_request`` (endpoints, OAuth callbacks,
     webhooks); a ``RequestDataError`` naming the field when it is not one."""

@@ -18,6 +18,7 @@ from typing import Any
 from plugdock.runtime.actions import (
     Handler,
     NotFoundError,
+    for_providers,
     need,
     oauth_credentials_answer,
     oauth_refreshed_answer,
@@ -142,15 +143,8 @@ class DatasourceActions:
                              ("get_credentials", self.oauth_get_credentials),
                              ("refresh_credentials", self.oauth_refresh_credentials)):
             fallback = previous.get(("oauth", action))
-            out[("oauth", action)] = self._oauth_route(ours, fallback)
+            out[("oauth", action)] = for_providers(self.providers, ours, fallback)
         return out
-
-    def _oauth_route(self, ours: Handler, fallback: Handler | None) -> Handler:
-        def route(session: Session, data: dict[str, Any]) -> Iterable[Any]:
-            if data.get("provider") in self.providers or fallback is None:
-                return ours(session, data)
-            return fallback(session, data)
-        return route
 
     # -- lookups ----------------------------------------------------------------------------------
     def _provider(self, data: Mapping[str, Any]) -> DatasourceProviderEntry:

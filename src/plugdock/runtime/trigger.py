@@ -20,6 +20,7 @@ from plugdock.runtime.actions import (
     Handler,
     NotFoundError,
     RequestDataError,
+    for_providers,
     need,
     oauth_credentials_answer,
     oauth_refreshed_answer,
@@ -165,16 +166,8 @@ class TriggerActions:
                             (("oauth", "get_credentials"), self.oauth_get_credentials),
                             (("oauth", "refresh_credentials"), self.oauth_refresh_credentials),
                             (("dynamic_parameter", "fetch_parameter_options"), self.fetch_parameter_options)):
-            out[key] = self._first(method, previous.get(key))
+            out[key] = for_providers(self.providers, method, previous.get(key))
         return out
-
-    def _first(self, method: Any, fallback: Handler | None) -> Handler:
-        def handler(session: Session, data: dict[str, Any]) -> Iterable[Any]:
-            if data.get("provider") in self.providers or fallback is None:
-                return method(session, data)  # type: ignore[no-any-return]
-            return fallback(session, data)
-
-        return handler
 
     # -- lookups --------------------------------------------------------------------------------
     def _entry(self, data: Mapping[str, Any]) -> TriggerProviderEntry:

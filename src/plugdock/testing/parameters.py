@@ -26,6 +26,13 @@ class InputError(PlugdockError):
     code = "invalid_input"
 
 
+def only_provider(entries: Mapping[str, Any], what: str) -> str:
+    """The plugin's one provider of a kind, for a call that names none (``--provider`` picks among several)."""
+    if len(entries) != 1:
+        raise PlugdockError(f"the plugin has {len(entries)} {what}s; pass --provider")
+    return next(iter(entries))
+
+
 @dataclass
 class FieldSpec:
     """What the plugin declares for one parameter or credential."""
