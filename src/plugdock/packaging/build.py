@@ -99,11 +99,9 @@ def build_bundle(root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE * 12) -> 
     return write_zip(sorted(files))
 
 
-def build_package(
-    root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: ProgressFn | None = None
-) -> BuiltPackage:
-    """Validate the plugin at ``root`` and pack it; raises ``ValidationFailed`` listing every error."""
-    root = Path(root)
+def validated_plugin(root: Path) -> LoadedPlugin:
+    """The plugin at ``root`` as it will be packed, or ``ValidationFailed`` listing every error (the schemas and
+    the check that its code imports only what its dependency files install)."""
     if not root.is_dir():
         raise PackageError(f"{root}: not a directory")
     source = DirectorySource(root, exclude=ignore_filter(root))
@@ -111,15 +109,29 @@ def build_package(
     plugin.problems.extend(import_problems(source))  # code importing what the requirements do not install
     if not plugin.ok or plugin.manifest is None:
         raise ValidationFailed(f"{root}: the plugin has {len(plugin.errors)} error(s)", plugin.problems)
+    return plugin
+
+
+def largest_files(files: list[tuple[str, bytes]], count: int = 5) -> str:
+    """The ``count`` largest files, for a size-limit error."""
+    return "; ".join(f"{n} ({len(c)} bytes)" for n, c in sorted(files, key=lambda item: -len(item[1]))[:count])
+
+
+def build_package(
+    root: str | Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: ProgressFn | None = None
+) -> BuiltPackage:
+    """Validate the plugin at ``root`` and pack it; raises ``ValidationFailed`` listing every error."""
+    root = Path(root)
+    plugin = validated_plugin(root)
     files = package_files(root)
     total = sum(len(c) for _, c in files)
     if total > max_size:
-        top = sorted(files, key=lambda item: -len(item[1]))[:5]
-        listing = "; ".join(f"{n} ({len(c)} bytes)" for n, c in top)
         raise PackageLimitExceeded(
-            f"plugin is {total} bytes uncompressed, over the {max_size}-byte limit; largest files: {listing}"
+            f"plugin is {total} bytes uncompressed, over the {max_size}-byte limit; largest files: "
+            f"{largest_files(files)}"
         )
     data = write_zip(files, progress=progress)
     manifest = plugin.manifest
+    assert manifest is not None  # validated_plugin refuses a plugin without one
     identifier = PluginIdentifier(manifest.author, manifest.name, manifest.version, package_checksum(files))
     return BuiltPackage(data=data, identifier=identifier, plugin=plugin, files=[n for n, _ in files])

@@ -26,16 +26,14 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from plugdock.errors import PackageError, PackageLimitExceeded, ValidationFailed
+from plugdock.errors import PackageError, PackageLimitExceeded
 from plugdock.packaging.archive import DEFAULT_MAX_SIZE
-from plugdock.packaging.build import BuiltPackage, package_files
+from plugdock.packaging.build import BuiltPackage, largest_files, package_files, validated_plugin
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
-from plugdock.packaging.ignore import ignore_filter
 from plugdock.packaging.runtime_wheel import WHEEL_FOLDER
 from plugdock.packaging.uv import uv_binary
 from plugdock.packaging.zipfiles import write_zip
-from plugdock.schema.plugin import DirectorySource, load_plugin
 
 DEFAULT_PYTHON = "3.12"  # what the official daemon's images run when the manifest names no version
 PROJECT_FILES = ("pyproject.toml", "uv.lock")  # left out: the daemons would prefer them and reach for an index
@@ -249,18 +247,14 @@ def build_offline_package(root: str | Path, platforms: list[str], python: str | 
                           ) -> tuple[BuiltPackage, OfflineReport]:
     """Validate the plugin at ``root``, vendor its dependencies, and pack it (``build_package``'s checks apply)."""
     root = Path(root)
-    if not root.is_dir():
-        raise PackageError(f"{root}: not a directory")
-    plugin = load_plugin(DirectorySource(root, exclude=ignore_filter(root)))
-    if not plugin.ok or plugin.manifest is None:
-        raise ValidationFailed(f"{root}: the plugin has {len(plugin.errors)} error(s)", plugin.problems)
+    plugin = validated_plugin(root)
     manifest = plugin.manifest
+    assert manifest is not None
     python = python or (manifest.meta.runner.version or DEFAULT_PYTHON)
     files, report = vendor(package_files(root), platforms, python, say)
     total = sum(len(c) for _, c in files)
     if total > max_size:
-        top = sorted(files, key=lambda item: -len(item[1]))[:5]
-        listing = "; ".join(f"{n} ({len(c)} bytes)" for n, c in top)
+        listing = largest_files(files)
         raise PackageLimitExceeded(
             f"the offline package is {total} bytes uncompressed, over the {max_size}-byte limit (the daemon's "
             f"MAX_PLUGIN_PACKAGE_SIZE, Dify's PLUGIN_MAX_PACKAGE_SIZE; --max-size raises plugdock's); "
