@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.catalogue_install import Installed, install_all, install_report
 from plugdock.errors import PlugdockError, ValidationFailed
 from plugdock.packaging.archive import ArchiveSource, PackageArchive
 from plugdock.packaging.build import build_package
@@ -43,6 +44,7 @@ class Outcome:
     package: str = ""  # "" when packaging succeeded, else why it failed
     upload: str = ""  # "" when the daemon's upload checks passed, else why not
     size: int = 0
+    data: bytes = field(default=b"", repr=False)  # the package built, for the install sweep
 
     @property
     def ok(self) -> bool:
@@ -119,7 +121,7 @@ def check_plugin(root: Path, name: str) -> Outcome:
     except PlugdockError as exc:
         out.package = str(exc)
         return out
-    out.size = len(built.data)
+    out.size, out.data = len(built.data), built.data
     try:
         uploaded = load_plugin(ArchiveSource(PackageArchive.open(built.data)))
     except PlugdockError as exc:
@@ -187,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="extract here and keep it (default: a temporary folder)")
     parser.add_argument("--verbose", "-v", action="store_true", help="list every plugin, not only failures")
     parser.add_argument("--json", type=Path, help="also write every outcome, with its warnings, as JSON")
+    parser.add_argument("--install", action="store_true",
+                        help="also install and start every package in a daemon (PyPI; about an hour when cold)")
+    parser.add_argument("--install-home", type=Path, default=Path("/var/tmp/plugdock-catalogue"),
+                        help="the install sweep's daemon home, kept so a rerun reuses its environments")
+    parser.add_argument("--jobs", type=int, default=2, help="installs at once in the install sweep")
     parser.add_argument("--graphon", action="store_true",
                         help="also validate every served model declaration with graphon==0.5.1 (needs PyPI once)")
     args = parser.parse_args(argv)
@@ -205,12 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("\n")
         lines = report(outcomes, stubs, commit, args.verbose)
         contract = graphon_sweep(dest, folders) if args.graphon else []
+    installed: list[Installed] = []
+    if args.install:
+        installed = install_all(args.install_home, [(o.plugin, o.data) for o in outcomes if o.data], args.jobs)
+        lines += install_report(installed)
     print("\n".join([*lines, *contract]))
     if args.json:
         args.json.write_text(json.dumps([{"plugin": o.plugin, "ok": o.ok, "package": o.package, "upload": o.upload,
                                           "size": o.size, "errors": [str(p) for p in o.errors],
-                                          "warnings": [str(p) for p in o.warnings]} for o in outcomes], indent=1))
-    return 0 if all(o.ok for o in outcomes) and len(contract) <= 1 else 1
+                                          "warnings": [str(p) for p in o.warnings]} for o in outcomes]
+                                        + [{"plugin": r.plugin, "install": r.install, "start": r.start,
+                                            "seconds": round(r.seconds, 1), "environment": r.environment,
+                                            "operator_setting": r.operator_setting} for r in installed], indent=1))
+    return 0 if all(o.ok for o in outcomes) and all(r.ok for r in installed) and len(contract) <= 1 else 1
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ def test_invoke_llm_endpoint_and_agent() -> None:
     assert endpoint.returncode == 0 and endpoint.stdout == "Hello, Zed!" and "HTTP 200" in endpoint.stderr
 
 
+def test_invoke_defaults_to_the_current_folder() -> None:
+    """``plugdock invoke tool NAME`` from inside the plugin, as ``validate`` and ``package`` take ``.`` too."""
+    inside = subprocess.run([sys.executable, "-m", "plugdock", "invoke", "tool", "echo_tool", "-p", "text=here"],
+                            cwd=EXAMPLES / "echo_tool", capture_output=True, text=True, timeout=60, check=False)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.startswith("here\n")
+    outside = subprocess.run([sys.executable, "-m", "plugdock", "invoke", "tool", "echo_tool"], cwd=EXAMPLES,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert outside.returncode == 2 and "the current folder holds no manifest.yaml" in outside.stderr
+    wrong_kind = plugdock("invoke", str(EXAMPLES / "echo_tool"), "tools", "echo_tool")
+    assert wrong_kind.returncode == 2 and "'tools' is not one of tool, llm" in wrong_kind.stderr
+    too_many = plugdock("invoke", str(EXAMPLES / "echo_tool"), "tool", "echo_tool", "extra")
+    assert too_many.returncode == 2 and "expected [DIR] KIND NAME, got 4 word(s)" in too_many.stderr
+
+
 def test_invoke_errors_exit_non_zero_with_one_line() -> None:
     result = plugdock("invoke", str(EXAMPLES / "echo_tool"), "tool", "missing")
     assert result.returncode == 1

@@ -99,10 +99,28 @@ class _Printer:
             click.echo(json.dumps(chunk, indent=2, ensure_ascii=False), file=self.out)
 
 
+INVOKE_KINDS = ("tool", "llm", "agent-strategy", "endpoint", "datasource", "trigger")
+
+
+def _invoke_words(words: tuple[str, ...]) -> tuple[Path, str, str]:
+    """``[DIR] KIND NAME``: DIR is ``.`` when only two words are given, as for every other command."""
+    if len(words) not in (2, 3):
+        raise click.UsageError(f"expected [DIR] KIND NAME, got {len(words)} word(s)")
+    directory, kind, name = (".", *words) if len(words) == 2 else words
+    if kind not in INVOKE_KINDS:
+        raise click.BadParameter(f"{kind!r} is not one of {', '.join(INVOKE_KINDS)}", param_hint="KIND")
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {directory!r} does not exist", param_hint="DIR")
+    if not (folder / "manifest.yaml").is_file():
+        where = "the current folder" if len(words) == 2 else repr(directory)
+        raise click.BadParameter(f"{where} holds no manifest.yaml: run from a plugin folder or name it first",
+                                 param_hint="DIR")
+    return folder, kind, name
+
+
 @click.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("kind", type=click.Choice(["tool", "llm", "agent-strategy", "endpoint", "datasource", "trigger"]))
-@click.argument("name")
+@click.argument("words", nargs=-1, required=True, metavar="[DIR] KIND NAME")
 @click.option("--provider", help="Provider name (default: the plugin's only provider).")
 @click.option("--param", "-p", "params", multiple=True,
               help="key=value, read by the parameter's declared type (a string stays a string; arrays and "
@@ -110,11 +128,13 @@ class _Printer:
 @click.option("--credential", "-c", "credentials", multiple=True, help="key=value credential; repeatable.")
 @click.option("--prompt", help="For llm: the user message.")
 @click.option("--json", "as_json", is_flag=True, help="Print every chunk as one JSON line (wire form).")
-def invoke(directory: Path, kind: str, name: str, provider: str | None, params: tuple[str, ...],
+def invoke(words: tuple[str, ...], provider: str | None, params: tuple[str, ...],
            credentials: tuple[str, ...], prompt: str | None, as_json: bool) -> None:
-    """Call one tool, LLM, agent strategy or endpoint in-process and print what it streams.
+    """Call one tool, LLM, agent strategy, endpoint, datasource or trigger action in-process and print
+    what it streams.
 
-    For an endpoint, NAME is "METHOD /path?query"; for llm, NAME is the model. Values are checked
+    DIR defaults to the current folder; KIND is tool, llm, agent-strategy, endpoint, datasource or
+    trigger. For an endpoint, NAME is "METHOD /path?query"; for llm, NAME is the model. Values are checked
     against the declarations first (types, required parameters and credentials, select options); the
     plugin's print() goes to stderr; PLUGDOCK_DEBUG=1 shows the plugin-side traceback of an error.
     """
@@ -122,6 +142,7 @@ def invoke(directory: Path, kind: str, name: str, provider: str | None, params: 
     from plugdock.testing import PluginTestClient
     from plugdock.testing.parameters import InputError, split_pairs
 
+    directory, kind, name = _invoke_words(words)
     try:
         client = PluginTestClient(directory)
     except RegistryError as exc:
