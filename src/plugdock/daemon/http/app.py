@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from plugdock import __version__
 from plugdock.daemon.core import Daemon
 from plugdock.daemon.http import catalogue, dispatch, endpoints, envelope, install, management, polling
+from plugdock.daemon.http.dispatch_docs import document_dispatch_routes
 from plugdock.daemon.http.fast_dispatch import FastDispatch
 from plugdock.daemon.http.guards import ApiKeyGuard, BodyLimit, RequestLog
 from plugdock.daemon.plugins.installer import NotFound
@@ -127,6 +128,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
             for method, operation in item.items():
                 if isinstance(operation, dict) and "operationId" in operation:
                     operation["operationId"] = f"{operation['operationId']}_{method}"
+        document_dispatch_routes(schema)
     return app.openapi_schema or {}
 
 
