@@ -48,3 +48,19 @@ def test_example_serves_over_stdio(example: str) -> None:
         assert stream_data(messages)
     finally:
         assert plugin.close() == 0
+
+
+@pytest.mark.parametrize(("example", "expected"), [
+    ("markdown_pages", "Installed datasource provider markdown_pages (online_document): "),
+    ("signed_webhook", "Installed trigger provider signed_webhook: "),
+    ("echo_tool", "Installed tool provider echo_tool: echo_tool"),
+])
+def test_start_up_log_names_every_provider_kind(example: str, expected: str) -> None:
+    """The start-up log lists what the plugin serves, datasource and trigger providers too."""
+    plugin = PluginProcess(EXAMPLES / example)
+    try:
+        line = plugin.wait_for(lambda ln: ln.get("event") == "log" and
+                               str(ln["data"].get("message", "")).startswith(expected))
+        assert line["data"]["level"] == "INFO"
+    finally:
+        assert plugin.close() == 0

@@ -126,6 +126,10 @@ class DatasourceActions:
     def __init__(self, registry: PluginRegistry) -> None:
         self.providers = load_datasource_providers(registry.root, registry.manifest)
 
+    def summary(self) -> list[str]:
+        return [f"datasource provider {n} ({e.provider_type}): {', '.join(e.datasources)}"
+                for n, e in self.providers.items()]
+
     def handlers(self, previous: Mapping[tuple[str, str], Handler]) -> dict[tuple[str, str], Handler]:
         """The six datasource actions, and the OAuth actions answering for datasource providers first
         (falling back to ``previous`` for every other provider)."""
@@ -225,9 +229,3 @@ class DatasourceActions:
         creds = self._oauth_provider(data).oauth_refresh_credentials(
             need(data, "redirect_uri"), data.get("system_credentials") or {}, data.get("credentials") or {})
         return oauth_refreshed_answer(creds)
-
-
-def datasource_handlers(registry: PluginRegistry, previous: Mapping[tuple[str, str], Handler],
-                        ) -> dict[tuple[str, str], Handler]:
-    """What :class:`~plugdock.runtime.executor.Executor` registers for datasource plugins."""
-    return DatasourceActions(registry).handlers(previous)

@@ -81,7 +81,7 @@ async def _serve_stdio(config: DifyPluginEnv, registry: PluginRegistry, executor
     server = PluginServer(executor, config, output)
     tasks = [asyncio.ensure_future(server.heartbeat()),
              asyncio.ensure_future(server.watch_parent(lambda: os._exit(0)))]
-    for line in registry.summary():
+    for line in executor.summary:
         output.write(log_line("INFO", f"Installed {line}"))
     reader = await stdin_reader(server.max_line)
     await server.serve(read_lines(reader, server.max_line))

@@ -87,12 +87,14 @@ class Executor:
         from plugdock.runtime.model_actions import model_handlers
 
         self.handlers.update(model_handlers(registry))
-        from plugdock.runtime.datasource import datasource_handlers
+        from plugdock.runtime.datasource import DatasourceActions
+        from plugdock.runtime.trigger import TriggerActions
 
-        self.handlers.update(datasource_handlers(registry, self.handlers))
-        from plugdock.runtime.trigger import trigger_handlers
-
-        self.handlers.update(trigger_handlers(registry, self.handlers))
+        datasources, triggers = DatasourceActions(registry), TriggerActions(registry)
+        self.handlers.update(datasources.handlers(self.handlers))
+        self.handlers.update(triggers.handlers(self.handlers))
+        # what the plugin serves, a line per provider: logged at start, as the official SDK does
+        self.summary = [*registry.summary(), *datasources.summary(), *triggers.summary()]
 
     def handler_for(self, data: Mapping[str, Any]) -> Handler:
         kind, action = data.get("type"), data.get("action")

@@ -149,6 +149,9 @@ class TriggerActions:
     def __init__(self, registry: PluginRegistry) -> None:
         self.providers = load_trigger_providers(registry.root, registry.manifest)
 
+    def summary(self) -> list[str]:
+        return [f"trigger provider {n}: {', '.join(e.events)}" for n, e in self.providers.items()]
+
     def handlers(self, previous: Mapping[tuple[str, str], Handler]) -> dict[tuple[str, str], Handler]:
         """The six trigger actions, and OAuth and dynamic parameters answering for trigger providers first
         (falling back to ``previous`` for every other provider)."""
@@ -307,8 +310,3 @@ class TriggerActions:
             nothing = Subscription(expires_at=-1, endpoint="NO_SUBSCRIPTION", properties={})
             target = self._event(session, data, action, nothing, "unauthorized")
         return [{"options": _options(target.fetch_parameter_options(parameter=need(data, "parameter")))}]
-
-
-def trigger_handlers(registry: PluginRegistry,
-                     previous: Mapping[tuple[str, str], Handler]) -> dict[tuple[str, str], Handler]:
-    return TriggerActions(registry).handlers(previous)
