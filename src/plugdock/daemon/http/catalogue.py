@@ -74,7 +74,7 @@ async def list_by_category(d: DaemonDep, tenant_id: str, category: str, page: en
     matched = [installation_json(i, r, counts) for i, r in installations(d, tenant_id)
                if category_of(r.declaration) == category
                and _matches(i.plugin_id, r.declaration, query, tags or [], language)]
-    chunk = matched[(page - 1) * page_size : page * page_size]
+    chunk = envelope.page_of(matched, page, page_size)
     return envelope.success({"list": chunk, "has_more": page * page_size < len(matched)})
 
 
@@ -120,7 +120,7 @@ async def agent_strategy(d: DaemonDep, tenant_id: str, plugin_id: str, provider:
 @router.get(PREFIX + "/triggers")
 async def triggers(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                    page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(providers(d, tenant_id, "trigger")[(page - 1) * page_size : page * page_size])
+    return envelope.success(envelope.page_of(providers(d, tenant_id, "trigger"), page, page_size))
 
 
 @router.get(PREFIX + "/trigger")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from plugdock.daemon.core import Daemon
+from plugdock.daemon.http import envelope
 from plugdock.daemon.http.management import provider_of, providers
 
 FIELDS = ("id", "created_at", "updated_at", "tenant_id", "provider", "plugin_unique_identifier", "plugin_id",
@@ -41,7 +42,7 @@ def _row(item: dict[str, Any]) -> dict[str, Any]:
 
 def datasource_rows(d: Daemon, tenant_id: str, page: int, page_size: int) -> list[dict[str, Any]]:
     """One page of the tenant's datasource providers."""
-    return [_row(item) for item in providers(d, tenant_id, "datasource")[(page - 1) * page_size : page * page_size]]
+    return [_row(item) for item in envelope.page_of(providers(d, tenant_id, "datasource"), page, page_size)]
 
 
 def datasource_row(d: Daemon, tenant_id: str, plugin_id: str, provider: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from starlette.responses import JSONResponse
@@ -53,3 +54,11 @@ def plugin_error_body(plugin_error: dict[str, Any]) -> dict[str, Any]:
 # Paging parameters of every list route: bounded, so a huge or negative page never reaches the database.
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 PageSize = Annotated[int, Query(ge=1, le=10_000)]
+
+T = TypeVar("T")
+
+
+def page_of(rows: Sequence[T], page: int, page_size: int) -> list[T]:
+    """Rows ``page`` (from 1) of a list cut into pages of ``page_size``, as every list route pages."""
+    return list(rows[(page - 1) * page_size : page * page_size])
+

@@ -84,7 +84,7 @@ async def list_plugins(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                        page_size: envelope.PageSize = 256) -> dict[str, Any]:
     page, page_size = max(page, 1), min(max(page_size, 1), 256)
     rows = installations(d, tenant_id)
-    chunk = rows[(page - 1) * page_size : page * page_size]
+    chunk = envelope.page_of(rows, page, page_size)
     counts = endpoint_counts(d, tenant_id)
     return envelope.success({"list": [installation_json(i, r, counts) for i, r in chunk], "total": len(rows),
                              "has_more": page * page_size < len(rows)})
@@ -164,7 +164,7 @@ def providers(d: Daemon, tenant_id: str, kind: str) -> list[dict[str, Any]]:
 @router.get(PREFIX + "/tools")
 async def tools(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                 page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(providers(d, tenant_id, "tool")[(page - 1) * page_size : page * page_size])
+    return envelope.success(envelope.page_of(providers(d, tenant_id, "tool"), page, page_size))
 
 
 @router.get(PREFIX + "/tool")
@@ -183,13 +183,13 @@ def provider_of(d: Daemon, tenant_id: str, kind: str, plugin_id: str, provider: 
 @router.get(PREFIX + "/models")
 async def models(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                  page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(providers(d, tenant_id, "model")[(page - 1) * page_size : page * page_size])
+    return envelope.success(envelope.page_of(providers(d, tenant_id, "model"), page, page_size))
 
 
 @router.get(PREFIX + "/agent_strategies")
 async def agent_strategies(d: DaemonDep, tenant_id: str, page: envelope.Page = 1,
                            page_size: envelope.PageSize = 256) -> dict[str, Any]:
-    return envelope.success(providers(d, tenant_id, "agent_strategy")[(page - 1) * page_size : page * page_size])
+    return envelope.success(envelope.page_of(providers(d, tenant_id, "agent_strategy"), page, page_size))
 
 
 @router.get(PREFIX + "/fetch/manifest")
