@@ -62,6 +62,33 @@ def test_builds_a_shipped_wheel_from_its_checked_copy_and_reuses_the_environment
     assert list((tmp_path / "home" / "build").glob("*.work")) == []  # copies and temp files are gone
 
 
+@pytest.mark.parametrize("declared", ["3.11", "2.5"])
+def test_a_runner_version_the_dependencies_refuse_builds_with_3_12_as_the_official_daemon(
+        tmp_path: Path, declared: str) -> None:
+    """Official packages declare meta.runner.version "3.10" and require dify-plugin (Python>=3.12): the official
+    daemon builds every plugin with 3.12, so plugdock falls back to it where the declared version cannot serve —
+    its dependencies refuse it (3.11 here) or no interpreter of it exists (2.5) — and says so."""
+    plugin = tmp_path / "plugin"
+    wheel = make_wheel(plugin / "wheels", "newonly", "1.0", {"newonly/__init__.py": "import sys\n"}, ">=3.12")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    requirements = check_requirements(f"./wheels/{wheel.name} --hash=sha256:{digest}\n".encode(), plugin)
+    said: list[str] = []
+    env = _manager(tmp_path / "home", None).ensure_for_runner(requirements, declared, said.append)
+    version = subprocess.run([str(env.python), "-c", "import newonly, sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "(3, 12)"
+    why = "its dependencies need a newer Python" if declared == "3.11" else "no interpreter of it is on this machine"
+    assert f"meta.runner.version {declared}: {why}; building with Python 3.12, as the official daemon builds " \
+           "every plugin" in said
+
+
+def test_a_runner_version_the_dependencies_accept_is_kept(tmp_path: Path) -> None:
+    env = _manager(tmp_path / "home", None).ensure_for_runner(_shipped(tmp_path / "plugin"), "3.11")
+    version = subprocess.run([str(env.python), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "(3, 11)"
+
+
 def test_a_failed_install_names_the_line_and_never_echoes_the_output(tmp_path: Path) -> None:
     envs = _manager(tmp_path / "home", None)
     requirements = check_requirements(b"six\nplugdock-no-such-project-here==9.9.9\n", tmp_path)

@@ -33,11 +33,12 @@ AS_ROOT = os.geteuid() == 0
 PROBE = "plugdock-planted-probe"  # no such project on PyPI: only the test's own index has it, as an sdist
 
 
-def make_wheel(folder: Path, name: str, version: str, files: dict[str, str]) -> Path:
+def make_wheel(folder: Path, name: str, version: str, files: dict[str, str], requires_python: str = "") -> Path:
     """A minimal valid pure-Python wheel (METADATA, WHEEL, RECORD)."""
     dist = f"{name.replace('-', '_')}-{version}.dist-info"
+    requires = f"Requires-Python: {requires_python}\n" if requires_python else ""
     entries = {**files,
-               f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+               f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{requires}",
                f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
 
     def digest(text: str) -> str:

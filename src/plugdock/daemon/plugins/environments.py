@@ -46,6 +46,12 @@ class EnvironmentBuildError(PlugdockError):
     code = "environment_build_failed"
 
 
+# The interpreter the official daemon gives every plugin (local_runtime: `uv venv --python 3.12`).
+OFFICIAL_PYTHON = "3.12"
+# uv's words when a dependency needs a newer Python than the environment's.
+TOO_OLD = re.compile(r"current Python version \([\d.]+\) does not satisfy Python")
+
+
 @dataclass
 class PythonEnv:
     id: str
@@ -313,6 +319,31 @@ class EnvironmentManager:
                                       if line.strip() and not line.strip().startswith("#")))
         material = f"{normalized}\0{python_version}\0{sys.platform}-{platform.machine()}\0{extra}"
         return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+    def ensure_for_runner(self, requirements: CheckedRequirements, declared: str,
+                          progress: Progress | None = None) -> PythonEnv:
+        """The environment for a manifest's ``meta.runner.version``, or for Python 3.12 where the official
+        daemon would run the plugin and the declared version cannot.
+
+        The official daemon builds every plugin with 3.12 whatever the manifest says, so official packages
+        declare "3.10" and still require ``dify-plugin`` (Python>=3.12). plugdock honours the declared
+        version, and falls back to 3.12 when no interpreter of it exists here or the dependencies refuse it.
+        """
+        say = progress or (lambda _msg: None)
+        version = ".".join(declared.strip().split(".")[:2]) or OFFICIAL_PYTHON
+        if version == OFFICIAL_PYTHON:
+            return self.ensure(requirements, version, say)
+        try:
+            return self.ensure(requirements, version, say)
+        except EnvironmentBuildError as exc:
+            missing = exc.message.startswith(f"no Python {version} interpreter found")
+            refused = TOO_OLD.search(exc.message) is not None
+            if not (missing or refused):
+                raise
+        why = "no interpreter of it is on this machine" if missing else "its dependencies need a newer Python"
+        say(f"meta.runner.version {version}: {why}; building with Python {OFFICIAL_PYTHON}, as the official "
+            "daemon builds every plugin")
+        return self.ensure(requirements, OFFICIAL_PYTHON, say)
 
     def ensure(self, requirements: CheckedRequirements, python_version: str,
                progress: Progress | None = None) -> PythonEnv:

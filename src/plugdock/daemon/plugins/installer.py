@@ -215,7 +215,7 @@ class Installer:
                                           allow_direct_urls=self.settings.allow_direct_urls,
                                           allow_sdists=self.settings.allow_sdists, origin=dependencies.label)
         runner = record.declaration.get("meta", {}).get("runner", {})
-        env = await asyncio.to_thread(self.envs.ensure, requirements, str(runner.get("version", "3.12")), say)
+        env = await asyncio.to_thread(self.envs.ensure_for_runner, requirements, str(runner.get("version", "")), say)
         with self.db.session() as s:
             row = s.get(PluginRecord, record.id)
             assert row is not None
