@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     installed: list[Installed] = []
     if args.install:
         installed = install_all(args.install_home, [(o.plugin, o.data) for o in outcomes if o.data], args.jobs)
-        lines += install_report(installed)
+        lines += install_report(installed, stubs)
     print("\n".join([*lines, *contract]))
     if args.json:
         args.json.write_text(json.dumps([{"plugin": o.plugin, "ok": o.ok, "package": o.package, "upload": o.upload,
