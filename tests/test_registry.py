@@ -10,19 +10,18 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, model_validator
 
-from daemon_harness import KEY, DaemonProcess, free_port
+from daemon_harness import KEY, DaemonProcess, eventually, free_port
 from plugdock.cli.main import cli
 from plugdock.packaging.archive import PackageArchive
 from plugdock.packaging.checksum import package_checksum
@@ -138,18 +137,28 @@ class Registry:
         self.proc = subprocess.Popen([sys.executable, "-m", "plugdock", "registry", "serve", "--home", str(home),
                                       "--port", str(self.port), *args], env={**environ, **env},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""  # type: ignore[union-attr]
-                raise RuntimeError(f"registry did not start: {err[-2000:]}")
-            time.sleep(0.1)
+        try:
+            eventually(self._answering, "registry did not start", every=0.1)
+        except AssertionError:  # still starting: stop it, or reading its stderr would wait forever
+            self.proc.kill()
+            self.proc.wait()
+            self._not_started()
         self.dify = DifyMarketplace(self.url)
+
+    def _answering(self) -> bool:
+        """Whether it answers yet; one that exited fails at once instead of being polled to the bound."""
+        try:
+            if httpx.get(f"{self.url}/", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if self.proc.poll() is not None:
+            self._not_started()
+        return False
+
+    def _not_started(self) -> NoReturn:
+        err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        raise RuntimeError(f"registry did not start: {err[-2000:]}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
