@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, eventually
 from plugdock.daemon.plugins.sandbox import MARKER, Sandbox, manifest_memory
 
 from conftest import make_plugin
@@ -132,10 +131,7 @@ def test_children_that_escape_the_process_group_die_with_the_plugin(daemon: Daem
     assert Path(f"/proc/{pid}").exists()
     daemon.data(daemon.client.post("/plugin/t1/management/uninstall", json={
         "plugin_installation_id": installation_id(daemon, identifier)}))
-    deadline = time.monotonic() + 10
-    while alive(pid):
-        assert time.monotonic() < deadline, f"child {pid} survived its plugin"
-        time.sleep(0.1)
+    eventually(lambda: not alive(pid), f"child {pid} survived its plugin")
 
 
 def installation_id(d: DaemonProcess, identifier: str) -> str:
@@ -160,10 +156,7 @@ def test_leftovers_of_a_killed_daemon_are_killed_at_its_next_start(tmp_path: Pat
     assert alive(pid)
     second = DaemonProcess(home).start()
     try:
-        deadline = time.monotonic() + 10
-        while alive(pid):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        eventually(lambda: not alive(pid), f"the killed daemon's leftover {pid} survived the next start")
     finally:
         second.stop()
 

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
+from daemon_harness import eventually, free_port
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_invoke_and_health_over_http() -> None:
@@ -27,14 +21,13 @@ def test_invoke_and_health_over_http() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "main"], cwd=EXAMPLES / "echo_tool", env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        def health() -> httpx.Response | None:
             try:
-                assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).text == "OK"
-                break
+                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "serverless plugin did not start"
-                time.sleep(0.1)
+                return None
+
+        assert eventually(health, "serverless plugin did not start", every=0.1).text == "OK"
         body = {"session_id": "s1", "event": "request", "data": {
             "user_id": "u", "type": "tool", "action": "invoke_tool", "provider": "echo_tool", "tool": "echo_tool",
             "credentials": {}, "tool_parameters": {"text": "over http"}}}
