@@ -259,6 +259,24 @@ def test_imports_are_checked_against_what_the_requirements_install(tmp_path: Pat
     assert import_problems(DirectorySource(root)) == []
 
 
+def test_importing_plugdock_when_a_lock_installs_neither_sdk_is_an_error(tmp_path: Path) -> None:
+    """A pyproject and uv.lock that name no SDK install exactly what they list: ``import plugdock`` is certain to
+    fail; with a requirements.txt whose dependencies are not all known here it stays a warning."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "main.py").write_text("from plugdock.sdk import Plugin\n")
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "0.1"\ndependencies = ["six"]\n')
+    (root / "uv.lock").write_text('version = 1\n\n[[package]]\nname = "six"\nversion = "1.17.0"\n')
+    (problem,) = import_problems(DirectorySource(root))
+    assert problem.severity == "error" and problem.message.startswith("imports plugdock, which pyproject.toml and "
+                                                                      "uv.lock do not name")
+    (root / "pyproject.toml").unlink()
+    (root / "uv.lock").unlink()
+    (root / "requirements.txt").write_text("nosuch-dist-xyz\n")
+    (problem,) = import_problems(DirectorySource(root))
+    assert problem.severity == "warning"
+
+
 # -- the whole path, through a real daemon -------------------------------------------------------------------
 
 

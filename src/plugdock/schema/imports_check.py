@@ -216,9 +216,9 @@ def _check(name: str, have: Provided) -> tuple[str, str] | None:
         return None  # google -> google-genai, tencentcloud -> tencentcloud-sdk-python: a namespace or an SDK's name
     sdks = have.direct & (_PLUGDOCK | {"dify-plugin"})
     if name in ("plugdock", "dify_plugin"):
-        # Naming the other SDK is certain to fail (a port that left the dependencies behind); naming none may be
-        # a dependency file for something else, so that is a warning
-        severity = "error" if sdks else "warning"
+        # Naming the other SDK is certain to fail (a port that left the dependencies behind), and so is naming
+        # none when all they install is known (a lock, or every requirement's metadata); else it is a warning
+        severity = "error" if sdks or have.complete else "warning"
         if name == "plugdock":
             return severity, (f"imports plugdock, which {have.does} not name: add `plugdock` to it (`plugdock "
                               "package` ships plugdock inside the package), or run `plugdock port` to port the "

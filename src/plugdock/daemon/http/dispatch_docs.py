@@ -45,7 +45,7 @@ def document_dispatch_routes(schema: dict[str, Any]) -> None:
     schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions.get("$defs", {}))
     tenant = next(p for p in template["parameters"] if p["name"] == "tenant_id")
     plugin = {"name": "X-Plugin-ID", "in": "header", "required": True,
-              "description": "The plugin's unique identifier (author/name:version@checksum) installed for the tenant",
+              "description": "The plugin's id (author/name), installed for the tenant; the daemon picks the version",
               "schema": {"type": "string"}}
     for route, model in models.items():
         access, action = DISPATCH_ROUTES[route]
