@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon_harness import KEY, DaemonProcess
+from daemon_harness import KEY, DaemonProcess, eventually
 from plugdock.daemon.http.connections import FD_RESERVE, OPEN_FILES_CAP, connection_budget
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
@@ -111,13 +111,12 @@ def read_to_end(sock: socket.socket) -> bytes:
 
 
 def eventually_healthy(d: DaemonProcess, source: str) -> bytes:
-    """Closed sockets are released when the daemon sees them close: poll (bounded) until ``source`` is served."""
-    deadline = time.monotonic() + WAIT
-    while True:
+    """Closed sockets are released when the daemon sees them close: poll until ``source`` is served."""
+    def served() -> bytes | None:
         answer = health_from(d, source)
-        if answer.startswith(b"HTTP/1.1 200") or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.2)
+        return answer if answer.startswith(b"HTTP/1.1 200") else None
+
+    return eventually(served, f"{source} was never served again", WAIT)
 
 
 def test_idle_sockets_beyond_the_per_peer_cap_are_refused_and_the_daemon_keeps_answering(

@@ -10,7 +10,6 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,36 +52,33 @@ def first_line(port: int, send: bytes) -> bytes:
 def port_serves_again(port: int) -> bytes:
     """The daemon sees the resets in its own time: poll (bounded) until a garbage line gets the ordinary
     refusal instead of "too many debugging connections"."""
-    deadline = time.monotonic() + WAIT
-    while True:
+    def served() -> bytes | None:
         answer = first_line(port, b"hello there\n")
-        if not answer.startswith(b"too many") or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.2)
+        return None if answer.startswith(b"too many") else answer
+
+    return eventually(served, "the debugging port still refused with \"too many\"", WAIT)
 
 
 def registers(d: DaemonProcess, key: str, port: int) -> bool:
-    """``plugdock debug`` registers the echo tool, which then appears in the tenant's list."""
+    """``plugdock debug`` registers the echo tool, which then appears in the tenant's list (False when it
+    exits first, refused)."""
     proc = subprocess.Popen([sys.executable, "-m", "plugdock", "debug", str(EXAMPLES / "echo_tool"), "--url",
                              f"127.0.0.1:{port}"], env={**os.environ, "PLUGDOCK_DEBUG_KEY": key},
                             stderr=subprocess.PIPE)
+    def outcome() -> tuple[bool] | None:
+        if proc.poll() is not None:
+            return (False,)
+        listing = d.data(d.client.get("/plugin/t1/management/list"))["list"]
+        if any(p["plugin_id"] == "plugdock/echo_tool" and p["runtime_type"] == "remote" for p in listing):
+            return (True,)
+        return None
+
     try:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline and proc.poll() is None:
-            listing = d.data(d.client.get("/plugin/t1/management/list"))["list"]
-            if any(p["plugin_id"] == "plugdock/echo_tool" and p["runtime_type"] == "remote" for p in listing):
-                return True
-            time.sleep(0.2)
-        return False
+        return eventually(outcome, "plugdock debug neither registered nor exited", WAIT)[0]
     finally:
         proc.kill()
         proc.wait()
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:  # gone again before the next test registers it
-            listing = d.data(d.client.get("/plugin/t1/management/list"))["list"]
-            if not any(p["plugin_id"] == "plugdock/echo_tool" for p in listing):
-                break
-            time.sleep(0.2)
+        d.wait_listed("plugdock/echo_tool", present=False)  # gone again before the next test registers it
 
 
 def rss_bytes(d: DaemonProcess) -> int:
