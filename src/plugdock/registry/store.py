@@ -21,14 +21,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     func,
     select,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from plugdock.engines import make_engine
 
 
 class Base(DeclarativeBase):
@@ -64,20 +63,6 @@ def version_key(row: PackageVersion) -> tuple[int, Version | str]:
         return (0, row.version)
 
 
-def make_engine(url: str) -> Engine:
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _wal(conn, _record):  # type: ignore[no-untyped-def]
-            conn.execute("PRAGMA journal_mode=WAL")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 class Catalog:

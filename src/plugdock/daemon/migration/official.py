@@ -25,7 +25,8 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from plugdock.daemon.migration.report import Kind
-from plugdock.daemon.state.db import make_engine, outage_reason
+from plugdock.daemon.state.db import outage_reason
+from plugdock.engines import make_engine
 from plugdock.errors import PlugdockError
 
 TENANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from plugdock.daemon.settings import Settings
-from plugdock.daemon.state.db import make_engine
 from plugdock.daemon.state.models import EndpointRecord, Installation, PluginRecord, StorageItem
+from plugdock.engines import make_engine
 from plugdock.errors import PlugdockError
 
 
