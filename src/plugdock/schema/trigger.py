@@ -9,7 +9,7 @@ wins, because a plugin must load in both (the daemon requires the provider icon,
 from __future__ import annotations
 
 import ast
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,10 +31,10 @@ from plugdock.schema.tool import (
 )
 
 # The official EventParameterType (SDK) / isEventParameterType (daemon): the same twelve names.
-EventParameterType = Literal[
+EVENT_PARAMETER_TYPES = (
     "string", "number", "boolean", "select", "checkbox", "file", "files", "model-selector", "app-selector",
     "object", "array", "dynamic-select",
-]
+)
 
 
 class EventParameterOption(DifyModel):
@@ -55,7 +55,7 @@ class EventParameter(DifyModel):
 
     name: str = Field(min_length=1)
     label: I18nObject
-    type: EventParameterType
+    type: str = Field(description=f"one of {', '.join(EVENT_PARAMETER_TYPES)}")
     auto_generate: ParameterAutoGenerate | None = None
     template: ParameterTemplate | None = None
     scope: str | None = None
@@ -70,6 +70,12 @@ class EventParameter(DifyModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> EventParameter:
+        if self.type not in EVENT_PARAMETER_TYPES:
+            # the official daemon installs it (its struct checks run for remote debugging only), and both SDKs
+            # refuse the provider when the plugin starts: what an author needs to hear, not a refused upload
+            self.note(("type",), f"{self.type!r} is not an event parameter type: the official daemon installs "
+                      "the package, but dify-plugin (0.9 and 0.10) refuses this provider when the plugin starts; "
+                      f"use one of {', '.join(EVENT_PARAMETER_TYPES)}")
         check_scope(self.type, self.scope)
         if self.type == "select" and not self.options:
             self.note(("options",), "a select parameter without options offers nothing to choose (neither the "
