@@ -86,7 +86,8 @@ def json_of(events: list[dict]) -> dict:
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     home = tmp_path_factory.mktemp("sandboxed") / "home"
     d = DaemonProcess(home, DB_PASSWORD=DAEMON_SECRET, OPENAI_API_KEY=DAEMON_SECRET,
-                      PLUGDOCK_PASS_ENV="PLUGDOCK_PROBE_HOME", PLUGDOCK_PROBE_HOME=str(home)).start()
+                      PLUGDOCK_PASS_ENV="PLUGDOCK_PROBE_HOME", PLUGDOCK_PROBE_HOME=str(home),
+                      PLUGDOCK_PLUGIN_MIN_MEMORY=str(128 * 2**20)).start()  # the hog's own limit applies
     yield d
     d.stop()
 
@@ -176,6 +177,12 @@ def test_manifest_memory_reading() -> None:
     assert manifest_memory({}) == 256 * 1024 * 1024
     assert manifest_memory({"resource": {"memory": "lots"}}) == 256 * 1024 * 1024
     assert manifest_memory({"resource": {"memory": 1048576}}) == 128 * 1024 * 1024  # floor: the interpreter itself
+    # the daemon's floor (PLUGDOCK_PLUGIN_MIN_MEMORY, 512 MiB by default) over the template values official
+    # manifests carry: lark_trigger declares 1 MiB and needs about 200 MiB to start
+    assert manifest_memory({"resource": {"memory": 1048576}}, 512 * 2**20) == 512 * 2**20
+    assert manifest_memory({"resource": {"memory": 268435456}}, 512 * 2**20) == 512 * 2**20
+    assert manifest_memory({"resource": {"memory": 1 << 30}}, 512 * 2**20) == 1 << 30
+    assert manifest_memory({}, 512 * 2**20) == 512 * 2**20
 
 
 def test_a_binary_a_private_tmp_would_hide_is_not_reachable_unless_it_is_in_the_home(tmp_path: Path) -> None:

@@ -157,7 +157,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     home = tmp_path_factory.mktemp("attacked") / "home"
     d = DaemonProcess(home, PLUGDOCK_PASS_ENV="PLUGDOCK_PROBE_HOME", PLUGDOCK_PROBE_HOME=str(home),
                       PLUGDOCK_PLUGIN_TMP_SIZE=str(TMP_SIZE), PLUGDOCK_PLUGIN_MAX_PROCESSES="40",
-                      PLUGDOCK_PLUGIN_CPU="0.5").start()
+                      PLUGDOCK_PLUGIN_CPU="0.5",
+                      PLUGDOCK_PLUGIN_MIN_MEMORY=str(128 * 2**20)).start()  # the attackers' own limits apply
     yield d
     d.stop()
 

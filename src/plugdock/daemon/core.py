@@ -88,7 +88,8 @@ class Daemon:
             if settings.sandbox == "process" and os.geteuid() == 0 else None
         self.sandbox = Sandbox(settings.home, settings.sandbox, settings.sandbox_uid_base,
                                settings.plugin_max_open_files, settings.plugin_max_processes, users=users,
-                               tmp_size=settings.plugin_tmp_size, cpu=settings.plugin_cpu)
+                               tmp_size=settings.plugin_tmp_size, cpu=settings.plugin_cpu,
+                               min_memory=settings.plugin_min_memory)
         self.sandbox.lock_down_home()
         # owner-matched rules need plugins under uids of their own
         self.network: NetworkPolicy | None = policy_for(settings, self.sandbox.home_tag) \

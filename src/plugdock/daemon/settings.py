@@ -89,6 +89,9 @@ class Settings:
     plugin_network: str = "deny-local"  # "deny-local", "deny-private" or "open": see plugdock.daemon.plugins.network
     plugin_network_allow: list[str] = field(default_factory=list)  # host:port plugins may reach anyway
     plugin_tmp_size: int = 256 * 1024 * 1024  # bytes of the private /tmp tmpfs (counts toward memory)
+    # the least memory a plugin gets whatever its manifest says: the official daemon sets no limit on local
+    # plugins, and official manifests carry template values (1 MiB or 256 MiB) that heavy SDKs exceed
+    plugin_min_memory: int = 512 * 1024 * 1024
     plugin_cpu: float = 1.0  # cores per plugin (cgroup cpu quota); 0 = unlimited
     session_buffer: int = 16 * 1024 * 1024  # bytes of a plugin's output waiting for one caller
     session_stall_timeout: int = 30  # seconds a caller may read nothing while its buffer is full
@@ -185,6 +188,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "plugin_network": ("PLUGDOCK_PLUGIN_NETWORK",),
     "plugin_network_allow": ("PLUGDOCK_PLUGIN_NETWORK_ALLOW",),
     "plugin_tmp_size": ("PLUGDOCK_PLUGIN_TMP_SIZE",),
+    "plugin_min_memory": ("PLUGDOCK_PLUGIN_MIN_MEMORY",),
     "plugin_cpu": ("PLUGDOCK_PLUGIN_CPU",),
     "session_buffer": ("PLUGDOCK_SESSION_BUFFER",),
     "session_stall_timeout": ("PLUGDOCK_SESSION_STALL_TIMEOUT",),

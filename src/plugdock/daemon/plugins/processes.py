@@ -46,13 +46,15 @@ class Confinement:
     shared_uid: bool = False  # dependency builds share the builder uid: kill by cgroup and marker only
 
 
-def manifest_memory(manifest: dict[str, Any]) -> int:
+def manifest_memory(manifest: dict[str, Any], floor: int = MINIMUM_MEMORY) -> int:
+    """The memory limit of a plugin: its manifest's ``resource.memory``, never below ``floor``
+    (PLUGDOCK_PLUGIN_MIN_MEMORY) nor below what an interpreter needs to start."""
     value: Any = (manifest.get("resource") or {}).get("memory")
     try:
         memory = int(value)
     except (TypeError, ValueError):
-        return DEFAULT_MEMORY
-    return max(memory, MINIMUM_MEMORY) if memory > 0 else DEFAULT_MEMORY
+        memory = DEFAULT_MEMORY
+    return max(memory if memory > 0 else DEFAULT_MEMORY, floor, MINIMUM_MEMORY)
 
 
 def describe_exit(code: int | None, confinement: Confinement | None, last_lines: list[str]) -> str:
@@ -75,7 +77,8 @@ def describe_exit(code: int | None, confinement: Confinement | None, last_lines:
 
 
 def memory_note(confinement: Confinement) -> str:
-    return f"its limit is resource.memory = {confinement.memory} bytes in manifest.yaml; raise it there"
+    return (f"its limit, {confinement.memory} bytes, is the larger of resource.memory in manifest.yaml and "
+            "PLUGDOCK_PLUGIN_MIN_MEMORY; raise one of them")
 
 
 def resident_memory(pid: int) -> int | None:

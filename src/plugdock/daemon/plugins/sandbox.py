@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from plugdock.daemon.plugins.folders import _closed_parent, _ensure_mode, _link_or_copy, own_dir, private_dir
 from plugdock.daemon.plugins.processes import (
     MARKER,
+    MINIMUM_MEMORY,
     Confinement,
     SandboxError,
     describe_exit,
@@ -72,7 +73,8 @@ class Sandbox:
 
     def __init__(self, home: Path, level: str = "process", uid_base: int = 200000, open_files: int = 1024,
                  processes: int = 2048, *, users: PluginUsers | None = None, tmp_size: int = 256 * 1024 * 1024,
-                 cpu: float = 1.0, cgroups: CgroupManager | bool | None = True) -> None:
+                 cpu: float = 1.0, cgroups: CgroupManager | bool | None = True,
+                 min_memory: int = MINIMUM_MEMORY) -> None:
         if level not in ("none", "process"):
             raise SandboxError(f"sandbox must be 'none' or 'process', not {level!r}")
         self.home = home
@@ -82,6 +84,7 @@ class Sandbox:
         self.processes = processes
         self.tmp_size = tmp_size
         self.cpu = cpu
+        self.min_memory = min_memory
         self.separate_users = level == "process" and os.geteuid() == 0
         self.home_tag = home_tag(home)
         self.users = users
@@ -133,7 +136,7 @@ class Sandbox:
         marker = f"{self.home_tag}:{unique_identifier}"
         if self.level == "none":
             return Confinement("none", marker)
-        memory = manifest_memory(manifest)
+        memory = manifest_memory(manifest, self.min_memory)
         if not self.separate_users:
             return Confinement("process", marker, memory=memory, open_files=self.open_files)
         uid = self.uid_for(unique_identifier)
