@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                                           "warnings": [str(p) for p in o.warnings]} for o in outcomes]
                                         + [{"plugin": r.plugin, "install": r.install, "start": r.start,
                                             "seconds": round(r.seconds, 1), "environment": r.environment,
-                                            "operator_setting": r.operator_setting} for r in installed], indent=1))
+                                            "operator_setting": r.operator_setting, "official": r.official}
+                                           for r in installed], indent=1))
     return 0 if all(o.ok for o in outcomes) and all(r.ok for r in installed) and len(contract) <= 1 else 1
 
 

@@ -16,20 +16,27 @@ only re-checks what changed.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from plugdock.daemon.core import Daemon
+from plugdock.daemon.plugins.environments import OFFICIAL_PYTHON, find_interpreter
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
+from plugdock.packaging.uv import uv_binary
 
 TENANT = "catalogue"
 # What the default policy refuses that PLUGDOCK_ALLOW_DIRECT_URLS / PLUGDOCK_ALLOW_SDISTS lift: the
 # refusal's own words (daemon/plugins/requirements_policy.py), so a rewording fails this sweep loudly.
 OPERATOR_SETTINGS = ("PLUGDOCK_ALLOW_DIRECT_URLS", "PLUGDOCK_ALLOW_SDISTS")
+OFFICIAL_START_BOUND = 60  # seconds the official way's plugin gets to send its first heartbeat
 
 
 @dataclass
@@ -40,6 +47,7 @@ class Installed:
     seconds: float = 0.0
     environment: str = ""  # the shared environment it runs in
     operator_setting: str = ""  # set when only the opt-in daemon installed it: what the operator had to allow
+    official: str = ""  # for a failure: "starts" if installed the official daemon's way it starts, else why not
 
     @property
     def ok(self) -> bool:
@@ -100,6 +108,44 @@ async def _sweep(home: Path, packages: list[tuple[str, bytes]], *, opt_in: bool,
         await daemon.stop()
 
 
+def official_start(data: bytes, cache: Path) -> str:
+    """Install ``data`` as the official daemon does (``uv venv --python 3.12``, then ``uv sync --no-dev``
+    [``--frozen``] or ``uv pip install -r requirements.txt``, with only its environment variables) and run
+    ``python -m main`` until its first heartbeat: "" when it comes, else why not. For a plugin plugdock could
+    not start, this says whether the official stack can."""
+    uv = uv_binary()
+    if uv is None:
+        return "uv is not installed"
+    with tempfile.TemporaryDirectory(prefix="plugdock-official-") as scratch:
+        folder = Path(scratch)
+        zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
+        python312 = Path(find_interpreter(OFFICIAL_PYTHON)).parent
+        env = {"VIRTUAL_ENV": str(folder / ".venv"), "PATH": f"{python312}{os.pathsep}{os.environ['PATH']}",
+               "UV_CACHE_DIR": str(cache)}
+        env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if k in os.environ})
+        steps = [[uv, "venv", ".venv", "--python", OFFICIAL_PYTHON]]
+        if (folder / "pyproject.toml").exists() and not (folder / "requirements.txt").exists():
+            steps.append([uv, "sync", "--no-dev", *(["--frozen"] if (folder / "uv.lock").exists() else [])])
+        else:
+            steps.append([uv, "pip", "install", "-r", "requirements.txt"])
+        for cmd in steps:
+            done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                return f"{' '.join(cmd[1:3])} failed: {done.stderr.strip().splitlines()[-1:]}"
+        run_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))},
+                   "INSTALL_METHOD": "local"}
+        proc = subprocess.Popen([str(folder / ".venv" / "bin" / "python"), "-m", "main"], cwd=folder, env=run_env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = proc.communicate(timeout=OFFICIAL_START_BOUND)
+        except subprocess.TimeoutExpired:  # still running: did it say it is alive?
+            proc.kill()
+            out, err = proc.communicate()
+        if b'"heartbeat"' in out:
+            return ""
+        return "exits: " + " | ".join(err.decode("utf-8", "replace").strip().splitlines()[-2:])
+
+
 def install_all(home: Path, packages: list[tuple[str, bytes]], jobs: int = 2) -> list[Installed]:
     """Install and start each ``(folder, package bytes)``; refusals an operator setting lifts are retried with it."""
     home.mkdir(parents=True, exist_ok=True)
@@ -113,6 +159,11 @@ def install_all(home: Path, packages: list[tuple[str, bytes]], jobs: int = 2) ->
                 refusal = result.install
                 result.__dict__.update(again[result.plugin].__dict__)
                 result.operator_setting = next(n for n in OPERATOR_SETTINGS if n in refusal)
+    data = dict(packages)
+    for result in results:
+        if result.start or result.install:  # the peer's verdict on what plugdock could not run
+            sys.stderr.write(f"[official daemon's way] {result.plugin}\n")
+            result.official = official_start(data[result.plugin], home / "official-uv-cache") or "starts"
     return results
 
 
@@ -122,12 +173,13 @@ def install_report(results: list[Installed], stubs: list[str]) -> list[str]:
     def stubbed(r: Installed) -> list[str]:
         return [path for path in stubs if path.startswith(f"{r.plugin}/")]
 
-    lines = ["", "| plugin | install | start |", "|---|---|---|"]
+    lines = ["", "| plugin | install | start | installed the official daemon's way |", "|---|---|---|---|"]
     for r in results:
         if not r.ok:
             start = "ok" if not r.start else r.start[:200] if not stubbed(r) else \
                 f"not verifiable: {', '.join(stubbed(r))} is a stub"
-            lines.append(f"| {r.plugin} | {'ok' if not r.install else r.install[:200]} | {start} |")
+            lines.append(f"| {r.plugin} | {'ok' if not r.install else r.install[:200]} | {start} | "
+                         f"{r.official[:200]} |")
     installed = sum(not r.install for r in results)
     started = sum(r.ok for r in results)
     unverifiable = sum(1 for r in results if not r.install and r.start and stubbed(r))
@@ -137,4 +189,8 @@ def install_report(results: list[Installed], stubs: list[str]) -> list[str]:
               f"shared environments: {environments}   time: {sum(r.seconds for r in results) / 60:.0f} min"]
     lines += [f"  {r.plugin}: installs only with {r.operator_setting}=true (refused by default)"
               for r in results if r.operator_setting]
+    both = [r.plugin for r in results if not r.ok and r.official != "starts" and not stubbed(r)]
+    only_here = [r.plugin for r in results if not r.ok and r.official == "starts"]
+    lines += [f"fail the official daemon's way too (the plugin's own bug, or a host this machine cannot reach): "
+              f"{', '.join(both) or 'none'}", f"fail in plugdock only: {', '.join(only_here) or 'none'}"]
     return lines
