@@ -69,6 +69,16 @@ def _answer(d: DaemonProcess, identifier: str) -> list[str]:
     return texts or [str(chunks)]
 
 
+def assert_installs_and_imports(home: Path, plugin: Path, git: GitServer) -> None:
+    """Under the operator's settings the plugin installs and its tool answers with what the git package says."""
+    allowing = DaemonProcess(home, **opt_in(git)).start()
+    try:
+        identifier = allowing.install(plugin)
+        assert _answer(allowing, identifier) == ["fetched over git"]
+    finally:
+        allowing.stop()
+
+
 def _install_task(d: DaemonProcess, plugin: Path) -> dict[str, object]:
     identifier = d.upload(build_package(plugin).data)
     started = d.data(d.client.post("/plugin/t1/management/install/identifiers", json={
@@ -89,12 +99,7 @@ def test_a_git_requirement_is_refused_by_default_and_installs_when_allowed(tmp_p
     finally:
         strict.stop()
     assert git.requests == []  # refused before anything was fetched
-    allowing = DaemonProcess(tmp_path / "allowing", **opt_in(git)).start()
-    try:
-        identifier = allowing.install(plugin)
-        assert _answer(allowing, identifier) == ["fetched over git"]
-    finally:
-        allowing.stop()
+    assert_installs_and_imports(tmp_path / "allowing", plugin, git)
     assert any("git-upload-pack" in request for request in git.requests)
 
 
@@ -108,9 +113,4 @@ def test_a_locked_git_source_installs_from_pyproject_and_uv_lock(tmp_path: Path,
         f'\n[tool.uv.sources]\nplugdock = {{ path = "{REPO}" }}\n')
     subprocess.run([sys.executable, "-m", "uv", "lock", "-q", "--directory", str(plugin)], check=True, timeout=300)
     assert f"git = \"{git.url}/owner/tinygit.git?rev=v1.0" in (plugin / "uv.lock").read_text()
-    allowing = DaemonProcess(tmp_path / "allowing", **opt_in(git)).start()
-    try:
-        identifier = allowing.install(plugin)
-        assert _answer(allowing, identifier) == ["fetched over git"]
-    finally:
-        allowing.stop()
+    assert_installs_and_imports(tmp_path / "allowing", plugin, git)
