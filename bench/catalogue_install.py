@@ -187,7 +187,8 @@ def install_report(results: list[Installed], stubs: list[str]) -> list[str]:
     lines += ["", f"install: {installed}/{len(results)}   start: {started}/{len(results)}"
               + (f" (+{unverifiable} not verifiable: the mirror lacks a file)" if unverifiable else "") + "   "
               f"shared environments: {environments}   time: {sum(r.seconds for r in results) / 60:.0f} min"]
-    lines += [f"  {r.plugin}: installs only with {r.operator_setting}=true (refused by default)"
+    lines += [f"  {r.plugin}: refused by default; with {r.operator_setting}=true "
+              + ("it installs" if not r.install else "it still fails (see above)")
               for r in results if r.operator_setting]
     both = [r.plugin for r in results if not r.ok and r.official != "starts" and not stubbed(r)]
     only_here = [r.plugin for r in results if not r.ok and r.official == "starts"]
