@@ -224,7 +224,11 @@ def test_progress_from_build_package_ends_at_the_total(tool_plugin: Path) -> Non
 
 @pytest.fixture
 def uv_plugin(tool_plugin: Path) -> Path:
-    """A plugin that declares its dependencies with pyproject.toml and uv.lock only."""
+    """A plugin that declares its dependencies with pyproject.toml and uv.lock only. Its code imports no SDK:
+    a lock that installs nothing is then complete (code importing plugdock would be refused at package)."""
+    (tool_plugin / "main.py").write_text('print("no SDK needed")\n')
+    (tool_plugin / "provider" / "demo.py").write_text("class DemoProvider:\n    pass\n")
+    (tool_plugin / "tools" / "demo.py").write_text("class DemoTool:\n    pass\n")
     (tool_plugin / "requirements.txt").unlink()
     (tool_plugin / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "0.0.1"\n'
                                                 'requires-python = ">=3.11"\ndependencies = []\n')

@@ -217,8 +217,9 @@ def _check(name: str, have: Provided) -> tuple[str, str] | None:
     sdks = have.direct & (_PLUGDOCK | {"dify-plugin"})
     if name in ("plugdock", "dify_plugin"):
         # Naming the other SDK is certain to fail (a port that left the dependencies behind), and so is naming
-        # none when all they install is known (a lock, or every requirement's metadata); else it is a warning
-        severity = "error" if sdks or have.complete else "warning"
+        # none in a lock, which is all that will be installed; else (the metadata installed here is only a
+        # hint of what a requirement brings) it is a warning
+        severity = "error" if sdks or (have.complete and "uv.lock" in have.origin) else "warning"
         if name == "plugdock":
             return severity, (f"imports plugdock, which {have.does} not name: add `plugdock` to it (`plugdock "
                               "package` ships plugdock inside the package), or run `plugdock port` to port the "

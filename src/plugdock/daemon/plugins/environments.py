@@ -49,7 +49,7 @@ class EnvironmentBuildError(PlugdockError):
 # The interpreter the official daemon gives every plugin (local_runtime: `uv venv --python 3.12`).
 OFFICIAL_PYTHON = "3.12"
 # uv's words when a dependency needs a newer Python than the environment's.
-TOO_OLD = re.compile(r"current Python version \([\d.]+\) does not satisfy Python")
+TOO_OLD = re.compile(r"current Python version \([\d.]+\) does\s+not\s+satisfy")
 
 
 @dataclass
