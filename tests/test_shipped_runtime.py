@@ -158,6 +158,24 @@ def test_a_pyproject_is_pointed_at_the_wheel_through_uv_sources() -> None:
     assert dict(files)[WHEEL.package_path] == WHEEL.data
 
 
+@pytest.mark.skipif(uv_binary() is None, reason="uv is not installed")
+def test_uv_gets_a_working_interpreter_when_path_starts_with_broken_pyenv_shims(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pyenv machine whose global version is not the project's: ``python3.12`` on PATH is a shim that fails
+    (``pyenv: python3.12: command not found``, exit 127). uv's own search takes it; plugdock hands uv the
+    interpreter ``validate`` finds (pyenv's versions) instead, so ``package`` works where ``validate`` did."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    for name in ("python3.12", "python3.13", "python3", "python"):
+        (shims / name).write_text(f"#!/bin/sh\necho 'pyenv: {name}: command not found' >&2\nexit 127\n")
+        (shims / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("UV_PYTHON", raising=False)
+    needs_312 = PYPROJECT.replace('requires-python = ">=3.11"', 'requires-python = ">=3.12"')
+    files = dict(ship_runtime([("pyproject.toml", needs_312.encode())]))
+    assert "plugdock-sdk" in tomllib.loads(files["pyproject.toml"].decode())["project"]["dependencies"]
+
+
 def test_a_pyproject_asking_for_another_plugdock_is_refused() -> None:
     with pytest.raises(PackageError, match="pyproject.toml: project.dependencies: the plugin asks for plugdock>=5"):
         ship_runtime([("pyproject.toml", PYPROJECT.replace("plugdock>=0.1", "plugdock>=5").encode())])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import os
 import re
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from plugdock.errors import PlugdockError
-from plugdock.packaging.uv import uv_binary
+from plugdock.packaging.uv import uv_binary, uv_environment, uv_failure
 
 PLUGDOCK_REQUIREMENT = "plugdock>=0.1"
 OFFICIAL_REQUIREMENT = "dify_plugin>=0.10,<0.11"  # the official SDK the conformance and daemon tests run
@@ -105,7 +104,7 @@ def relock(pyproject: str, lock: str) -> tuple[str | None, str]:
     uv = uv_binary()
     if not uv:
         return None, "uv is not installed"
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    env = uv_environment(pyproject.encode("utf-8"))
     with tempfile.TemporaryDirectory(prefix="plugdock-port-") as tmp:
         Path(tmp, "pyproject.toml").write_text(pyproject, encoding="utf-8")
         Path(tmp, "uv.lock").write_text(lock, encoding="utf-8")
@@ -115,10 +114,7 @@ def relock(pyproject: str, lock: str) -> tuple[str | None, str]:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return None, f"`uv lock` did not finish: {exc}"
         if proc.returncode != 0:
-            lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-            first = next((re.sub(r"^(error|×):?\s*", "", line, flags=re.I) for line in lines
-                          if line.lower().startswith(("error", "×"))), None)
-            return None, f"`uv lock` failed: {(first or (lines or ['exit ' + str(proc.returncode)])[-1])[:300]}"
+            return None, f"`uv lock` failed: {uv_failure(proc.stderr)}"
         return Path(tmp, "uv.lock").read_text(encoding="utf-8"), ""
 
 

@@ -14,7 +14,6 @@ gets environment markers naming them, so one package serves, say, x86_64 and aar
 from __future__ import annotations
 
 import hashlib
-import os
 import platform as host_platform
 import re
 import subprocess
@@ -32,7 +31,7 @@ from plugdock.packaging.build import BuiltPackage, largest_files, package_files,
 from plugdock.packaging.checksum import package_checksum
 from plugdock.packaging.identifier import PluginIdentifier
 from plugdock.packaging.runtime_wheel import WHEEL_FOLDER
-from plugdock.packaging.uv import uv_binary
+from plugdock.packaging.uv import uv_binary, uv_environment
 from plugdock.packaging.zipfiles import write_zip
 
 DEFAULT_PYTHON = "3.12"  # what the official daemon's images run when the manifest names no version
@@ -97,7 +96,7 @@ class OfflineReport:
 
 
 def _run(cmd: list[str], cwd: Path, what: str) -> str:
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = uv_environment(PIP_DISABLE_PIP_VERSION_CHECK="1")
     try:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=STEP_TIMEOUT)
     except subprocess.TimeoutExpired:

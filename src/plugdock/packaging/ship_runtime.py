@@ -8,7 +8,6 @@ Both ways the official daemon installs a plugin must find plugdock inside the pa
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 from plugdock.errors import PackageError
 from plugdock.packaging.runtime_wheel import DISTRIBUTION, WHEEL_FOLDER, RuntimeWheel, build_runtime_wheel
-from plugdock.packaging.uv import uv_binary
+from plugdock.packaging.uv import uv_binary, uv_environment, uv_failure
 
 NAMES = ("plugdock", DISTRIBUTION)  # what an author may write for plugdock in a dependency list
 _SHIPPED = re.compile(r"(^|[\s/@:])(\./)?" + re.escape(WHEEL_FOLDER) + r"/plugdock_sdk-[^/\s]*\.whl")
@@ -122,7 +121,7 @@ def _rewrite_project(contents: dict[str, bytes], wheel: RuntimeWheel) -> dict[st
         raise PackageError("the plugin's pyproject.toml depends on plugdock; plugdock points it at the wheel the "
                            "package carries with uv: install uv (pip install uv)")
     locked = "uv.lock" in contents
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+    env = uv_environment(contents["pyproject.toml"])
     with tempfile.TemporaryDirectory(prefix="plugdock-ship-") as tmp:
         work = Path(tmp)
         for name in ("pyproject.toml", "uv.lock"):
@@ -137,7 +136,7 @@ def _rewrite_project(contents: dict[str, bytes], wheel: RuntimeWheel) -> dict[st
             proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise PackageError(f"pyproject.toml: `uv {' '.join(cmd[1:3])}` failed while pointing plugdock at the "
-                                   f"shipped wheel: {proc.stderr.strip()[-800:]}")
+                                   f"shipped wheel: {uv_failure(proc.stderr)}")
         result = {"pyproject.toml": (work / "pyproject.toml").read_bytes()}
         if locked:
             result["uv.lock"] = (work / "uv.lock").read_bytes()
