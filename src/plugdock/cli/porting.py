@@ -122,6 +122,9 @@ def plan_port(directory: Path, target: str) -> Plan:
     """Every change ``plugdock port`` would make to the plugin at ``directory``, nothing written."""
     from plugdock.sdk.compat import port_source
 
+    if not (directory / "manifest.yaml").is_file():  # a wrong folder would "port" its stray .py files
+        raise PlugdockError(f"{directory} holds no manifest.yaml: name the plugin folder (the one with "
+                            "manifest.yaml) to port")
     changes: list[Change] = []
     notes: list[str] = []
     for path in sorted(directory.rglob("*.py")):
