@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,26 @@ def _require_daemon_extra() -> None:
 @click.option("--allow-unsigned", is_flag=True, default=None,
               help="Development: install packages that are not signed, or not by a trusted key, marked unverified "
                    "(FORCE_VERIFYING_SIGNATURE=false).")
+@click.option("--debug-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port plugins connect to for remote debugging (PLUGIN_REMOTE_INSTALLING_PORT, default 5003; "
+                   "0 picks a free one).")
+@click.option("--no-debug", is_flag=True, default=None,
+              help="Run without remote debugging: no debug port is bound (PLUGIN_REMOTE_INSTALLING_ENABLED=false).")
 def serve(host: str | None, port: int | None, home: Path | None, config_file: Path | None, db_url: str | None,
-          print_config: bool, preinstall: tuple[Path, ...], sandbox: str | None, allow_unsigned: bool | None) -> None:
+          print_config: bool, preinstall: tuple[Path, ...], sandbox: str | None, allow_unsigned: bool | None,
+          debug_port: int | None, no_debug: bool | None) -> None:
     """Run the plugin daemon (the official daemon's HTTP API)."""
     from plugdock.daemon.settings import load_settings
 
+    if no_debug and debug_port is not None:
+        raise click.UsageError("give --debug-port or --no-debug, not both")
     warn_password_in_url("--db", db_url, "set DB_URL or PLUGDOCK_DB_URL, or db_url in the --config file,")
 
     settings = load_settings(config_file, {"host": host, "port": port, "home": home, "db_url": db_url,
                                            "preinstall": [str(p) for p in preinstall] or None, "sandbox": sandbox,
-                                           "force_verifying_signature": False if allow_unsigned else None})
+                                           "force_verifying_signature": False if allow_unsigned else None,
+                                           "remote_installing_port": debug_port,
+                                           "remote_installing_enabled": False if no_debug else None})
     if print_config:
         width = max(len(name) for name, _, _ in settings.describe())
         for name, value, source in settings.describe():
@@ -99,7 +110,8 @@ def install(daemon: DaemonClient, package: Path) -> None:
 
     PACKAGE may also be github:OWNER/NAME@VERSION, the package asset of that GitHub release.
 
-    The server key comes from --key-file or PLUGDOCK_KEY (PLUGDOCK_SERVER_KEY also works)."""
+    The server key comes from --key-file or PLUGDOCK_KEY."""
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from plugdock.packaging.archive import PackageArchive
@@ -119,7 +131,10 @@ def install(daemon: DaemonClient, package: Path) -> None:
         if started["all_installed"]:
             click.echo(f"{uploaded['unique_identifier']} is already installed")
             return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+    # The progress line is for a person watching, on stderr: off a terminal rich would leave an empty line.
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True, console=console,
+                  disable=not console.is_terminal) as progress:
         bar = progress.add_task("installing")
         while True:
             task = daemon.call("GET", f"/plugin/{{tenant}}/management/install/tasks/{started['task_id']}")
@@ -146,11 +161,11 @@ def logs(daemon: DaemonClient, plugin_id: str, lines: int, follow: bool) -> None
 
     Failed invocations are among them: which route, what error, when."""
     path = "/plugin/{tenant}/management/logs"
-    data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": lines})
-    click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
-    _print_entries(data)
-    last = int(data.get("last") or 0)
     try:
+        data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": lines})
+        click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
+        _print_entries(data)
+        last = int(data.get("last") or 0)
         while follow:
             time.sleep(1)
             data = daemon.call("GET", path, params={"plugin_id": plugin_id, "lines": 1000, "after": last})
@@ -159,8 +174,11 @@ def logs(daemon: DaemonClient, plugin_id: str, lines: int, follow: bool) -> None
                 click.echo(f"# {data['plugin_unique_identifier']} ({data['state']})", err=True)
             _print_entries(data)
             last = int(data.get("last") or 0)
-    except KeyboardInterrupt:
-        return
+    except KeyboardInterrupt:  # Ctrl-C is how -f ends: one line and 130, as for plugdock debug
+        if not follow:
+            raise
+        click.echo("plugdock: stopped following", err=True)
+        sys.exit(130)
 
 
 def _print_entries(data: dict[str, Any]) -> None:
