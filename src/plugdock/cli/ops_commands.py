@@ -69,6 +69,9 @@ def find(daemon: DaemonClient, plugin_id: str) -> dict[str, Any]:
 def uninstall(daemon: DaemonClient, plugin_id: str, yes: bool) -> None:
     """Uninstall PLUGIN_ID (author/name) for the tenant; its process stops once no tenant uses it."""
     row = find(daemon, plugin_id)
+    if not yes and not click.get_text_stream("stdin").isatty():  # a prompt nobody can answer is no confirmation
+        raise PlugdockError(f"not uninstalling {row['plugin_unique_identifier']}: stdin is not a terminal: pass -y "
+                            "to uninstall without asking")
     if not yes:
         click.confirm(f"uninstall {row['plugin_unique_identifier']} for tenant {daemon.tenant}?", abort=True)
     daemon.call("POST", "/plugin/{tenant}/management/uninstall",
