@@ -21,6 +21,8 @@ from plugdock.cli.secrets_input import Secret, read_secret_file, resolve_secret,
 from plugdock.errors import PlugdockError
 
 DEFAULT_DAEMON = "http://127.0.0.1:5002"
+# PLUGDOCK_KEY is the documented name; PLUGDOCK_SERVER_KEY, the daemon's own alias of SERVER_KEY, also works
+# (one export then serves `plugdock serve` and the commands beside it) but is not offered in messages.
 SERVER_KEY_ENV = ("PLUGDOCK_KEY", "PLUGDOCK_SERVER_KEY")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +50,8 @@ def server_key(key_file: Path | None, key: str | None) -> Secret:
         local = local_key_file()
         if local is not None:
             return Secret(read_secret_file(local), str(local))
-    return resolve_secret(file_path=key_file, value=key, env_names=SERVER_KEY_ENV, what="server key",
+    given = tuple(name for name in SERVER_KEY_ENV if name in os.environ) or SERVER_KEY_ENV[:1]
+    return resolve_secret(file_path=key_file, value=key, env_names=given, what="server key",
                           hint=" (plugdock serve writes the key it generates to PLUGDOCK_HOME/server.key)")
 
 
