@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
+from plugdock.errors import PlugdockError
 from plugdock.packaging.archive import DEFAULT_MAX_SIZE, PackageArchive
 from plugdock.packaging.build import build_bundle, build_package, is_bundle, package_files
 from plugdock.packaging.checksum import package_checksum
@@ -87,6 +88,9 @@ def package(directory: Path, output: Path | None, max_size: str, offline: bool, 
 def checksum(target: Path) -> None:
     """Print the checksum of a .difypkg, or of the package a plugin folder makes, as the official daemon computes it."""
     if target.is_dir():
+        if not (target / "manifest.yaml").is_file():  # else the checksum of whatever files lie there
+            raise PlugdockError(f"{target} holds no manifest.yaml: name the plugin folder (the one with "
+                                "manifest.yaml) or a .difypkg")
         click.echo(package_checksum(package_files(target)))
     else:
         click.echo(package_checksum(PackageArchive.open(target).read_all()))
