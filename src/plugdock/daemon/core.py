@@ -142,12 +142,15 @@ class Daemon:
 
         The operator's own files: no signature is required, but every other check applies.
         """
-        from plugdock.packaging.build import build_package
+        from plugdock.packaging.build import build_package, is_bundle
 
         folders = [path] if (path / "manifest.yaml").exists() or path.is_file() else sorted(
             p for p in path.iterdir() if (p / "manifest.yaml").exists())
         for folder in folders:
-            if folder.is_dir() and "type: bundle" in (folder / "manifest.yaml").read_text():
+            if folder.is_dir() and is_bundle(folder):  # its members come from elsewhere: an install of its own
+                sys.stderr.write(f"plugdock: skipped {folder}: a bundle is not a plugin; install its members with "
+                                 f"`plugdock package {folder} -o {folder.name}.difybndl` and `plugdock install "
+                                 f"{folder.name}.difybndl`\n")
                 continue
             try:
                 data = folder.read_bytes() if folder.is_file() else build_package(folder).data
