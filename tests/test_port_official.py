@@ -316,7 +316,7 @@ def test_port_package_install_invoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_porting_a_folder_that_is_not_a_plugin_is_refused(tmp_path: Path) -> None:
     """A wrong folder holds no manifest.yaml: one line, nothing rewritten (its stray .py files stay as they are)."""
     (tmp_path / "stray.py").write_text("from dify_plugin import Tool\n")
-    code, out, err = run("port", str(tmp_path))
+    code, _, err = run("port", str(tmp_path))
     assert code == 1 and err.strip() == f"error: {tmp_path} holds no manifest.yaml: name the plugin folder (the " \
                                          "one with manifest.yaml) to port"
     assert (tmp_path / "stray.py").read_text() == "from dify_plugin import Tool\n"
