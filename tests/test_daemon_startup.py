@@ -42,8 +42,9 @@ def test_a_taken_debug_port_is_one_error_line_naming_the_settings(tmp_path: Path
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"error: cannot listen for remote debugging on 127.0.0.1:{port} (the port is taken): set "
-                     "PLUGIN_REMOTE_INSTALLING_PORT to a free port, or PLUGIN_REMOTE_INSTALLING_ENABLED=false to run "
-                     "without remote debugging"], result.stderr
+                     "PLUGIN_REMOTE_INSTALLING_PORT (or --debug-port) to a free port, or "
+                     "PLUGIN_REMOTE_INSTALLING_ENABLED=false (or --no-debug) to run without remote debugging"], \
+        result.stderr
     assert not (tmp_path / "home" / "plugdock.db").exists()  # refused before anything started
 
 

@@ -67,8 +67,8 @@ def bind_debug_port(settings: Settings) -> socket.socket:
     """The remote-debugging server's socket, bound before the daemon starts (5003, the default, is also
     the official daemon's, so the two on one host collide)."""
     return listening_socket(settings.remote_installing_host, settings.remote_installing_port, "remote debugging",
-                            "set PLUGIN_REMOTE_INSTALLING_PORT to a free port, or PLUGIN_REMOTE_INSTALLING_ENABLED="
-                            "false to run without remote debugging")
+                            "set PLUGIN_REMOTE_INSTALLING_PORT (or --debug-port) to a free port, or "
+                            "PLUGIN_REMOTE_INSTALLING_ENABLED=false (or --no-debug) to run without remote debugging")
 
 
 def _remaining(deadline: float) -> float:
