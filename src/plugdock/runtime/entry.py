@@ -17,7 +17,11 @@ from plugdock.runtime.registry import PluginRegistry, RegistryError
 from plugdock.sdk.config import DifyPluginEnv, InstallMethod
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from plugdock.protocol.codec import LineTooLong
     from plugdock.runtime.executor import Executor
+    from plugdock.runtime.server import PluginServer
 
 
 def run_plugin(config: DifyPluginEnv, root: str | Path | None = None) -> None:
@@ -83,7 +87,18 @@ async def _serve_stdio(config: DifyPluginEnv, registry: PluginRegistry, executor
              asyncio.ensure_future(server.watch_parent(lambda: os._exit(0)))]
     for line in executor.summary:
         output.write(log_line("INFO", f"Installed {line}"))
-    reader = await stdin_reader(server.max_line)
-    await server.serve(read_lines(reader, server.max_line))
+    reader, replay = await stdin_reader(server.max_line)
+    lines = read_lines(reader, server.max_line)
+    await server.serve(_then_answered(lines, server) if replay else lines)
     for task in tasks:
         task.cancel()
+
+
+async def _then_answered(lines: AsyncIterator[bytes | LineTooLong], server: PluginServer,
+                         ) -> AsyncIterator[bytes | LineTooLong]:
+    """``lines``, then a wait for the sessions in flight: a replayed file's end is not the daemon leaving, and
+    its answers are what the developer came for (the server's watchdog still ends a session that overstays)."""
+    async for line in lines:
+        yield line
+    while server.sessions:
+        await asyncio.sleep(0.05)
