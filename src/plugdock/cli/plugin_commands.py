@@ -16,15 +16,24 @@ from plugdock.testing.parameters import only_provider
 
 
 def _entry(directory: Path) -> str:
-    from plugdock.runtime.registry import read_yaml
+    """The module a daemon would start (the manifest's entrypoint); a folder that is no plugin is one error line."""
+    from plugdock.runtime.registry import RegistryError, read_yaml
 
-    manifest = read_yaml(directory, "manifest.yaml")
-    return str(((manifest.get("meta") or {}).get("runner") or {}).get("entrypoint") or "main")
+    if not (directory / "manifest.yaml").is_file():
+        where = f"the current folder ({directory.resolve()})" if directory == Path(".") else repr(str(directory))
+        command = click.get_current_context().command_path
+        raise PlugdockError(f"{where} holds no manifest.yaml: run from a plugin folder or name it: {command} DIR")
+    try:
+        manifest = read_yaml(directory, "manifest.yaml")
+    except RegistryError as exc:
+        raise PlugdockError(f"{directory}: {' '.join(str(exc).split())}") from None  # YAML's message, one line
+    meta = manifest.get("meta") if isinstance(manifest, dict) else None  # a bad manifest: the runtime names it
+    runner = meta.get("runner") if isinstance(meta, dict) else None
+    return str((runner.get("entrypoint") if isinstance(runner, dict) else None) or "main")
 
 
-def _exec_plugin(directory: Path, env: dict[str, str]) -> None:
+def _exec_plugin(directory: Path, entry: str, env: dict[str, str]) -> None:
     """Replace this process by ``python -m <entrypoint>`` in the plugin folder, exactly as a daemon starts it."""
-    entry = _entry(directory)
     os.chdir(directory)
     os.execvpe(sys.executable, [sys.executable, "-m", entry], {**os.environ, **env})
 
@@ -33,7 +42,7 @@ def _exec_plugin(directory: Path, env: dict[str, str]) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def run(directory: Path) -> None:
     """Serve the plugin over stdio (JSON lines), as the daemon launches it."""
-    _exec_plugin(directory.resolve(), {"INSTALL_METHOD": "local"})
+    _exec_plugin(directory.resolve(), _entry(directory), {"INSTALL_METHOD": "local"})
 
 
 @click.command()
@@ -55,9 +64,10 @@ def debug(directory: Path, daemon_url: str, key_file: Path | None, key: str | No
     The key goes to the plugin in its environment (REMOTE_INSTALL_KEY), never on its command line."""
     from plugdock.cli.daemon_client import debug_target
 
+    entry = _entry(directory)  # before asking the daemon for a key: a folder that is no plugin needs none
     address, debug_key = debug_target(daemon_url, url, key_file, key, tenant)
-    _exec_plugin(directory.resolve(), {"INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": address,
-                                       "REMOTE_INSTALL_KEY": debug_key})
+    _exec_plugin(directory.resolve(), entry, {"INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": address,
+                                              "REMOTE_INSTALL_KEY": debug_key})
 
 
 def _debugging() -> bool:
