@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,11 @@ import click
 import yaml
 
 from plugdock.errors import PlugdockError
-from plugdock.schema.plugin import LoadedPlugin
+from plugdock.schema.plugin import TYPED_MODULE, LoadedPlugin, is_safe_relative
 from plugdock.schema.problems import Problem
 from plugdock.schema.yaml_source import load_yaml
 
-TYPED_MARKER = "plugdock.sdk.typed"
+TYPED_MARKER = TYPED_MODULE
 
 
 def _typed_tools_of(root: Path, source: str) -> list[Any]:
@@ -73,6 +74,7 @@ def generate(directory: Path, check: bool) -> None:
     author = str(manifest.get("author", "")) if isinstance(manifest, dict) else ""
     stale = 0
     found = 0
+    declarations: list[str] = []
     for path in sorted((root / "tools").glob("*.py")):
         if TYPED_MARKER not in path.read_text():
             continue
@@ -82,6 +84,7 @@ def generate(directory: Path, check: bool) -> None:
             typed.author = typed.author or author
             target = root / "tools" / f"{typed.name}.yaml"
             rel = target.relative_to(root).as_posix()
+            declarations.append(rel)
             existing = load_yaml(target.read_bytes(), rel).data if target.exists() else None
             if isinstance(existing, dict) and not staleness(typed, existing, source):
                 continue
@@ -96,9 +99,45 @@ def generate(directory: Path, check: bool) -> None:
                        + (" (hand edits the code cannot express kept)" if isinstance(existing, dict) else ""))
     if not found:
         raise PlugdockError(f"no @tool functions found in {root / 'tools'}/*.py")
+    _list_in_provider(root, manifest, declarations, check)
     if check and stale:
         raise SystemExit(1)
     click.echo(f"{found} typed tool(s), {stale} {'out of date' if check else 'written'}")
+
+
+def _list_in_provider(root: Path, manifest: Any, rels: list[str], check: bool) -> None:
+    """Put each typed tool's YAML in the tool provider's ``tools:`` list: the daemon serves only the tools listed
+    there. With several providers (or none) nothing is written: the message names the file and where it goes.
+    ``--check`` only reports, as ``validate`` warns without failing."""
+    from plugdock.cli.typed_merge import with_tools_listed
+
+    plugins = manifest.get("plugins") if isinstance(manifest, dict) else None
+    providers = [p for p in (plugins or {}).get("tools") or [] if isinstance(p, str)] \
+        if isinstance(plugins, dict) else []
+    listed: set[str] = set()
+    for provider in providers:
+        path = root / provider
+        data = load_yaml(path.read_bytes(), provider).data if is_safe_relative(provider) and path.is_file() else None
+        tools = data.get("tools") if isinstance(data, dict) else None
+        listed |= {posixpath.normpath(t) for t in tools if isinstance(t, str)} if isinstance(tools, list) else set()
+    missing = [rel for rel in rels if rel not in listed]
+    if not missing:
+        return
+    if len(providers) != 1 or check or not (root / providers[0]).is_file():
+        where = (f"`tools:` in {' or '.join(providers)}" if providers
+                 else "`tools:` of a tool provider, which manifest.yaml's plugins.tools must name")
+        for rel in missing:
+            hint = "; `plugdock generate` adds it" if check and len(providers) == 1 else ""
+            click.secho(f"warning: {rel} is not listed, so the daemon does not serve it: add `- {rel}` under "
+                        f"{where}{hint}", fg="yellow", err=True)
+        return
+    target = root / providers[0]
+    try:
+        target.write_text(with_tools_listed(target.read_text(encoding="utf-8"), missing), encoding="utf-8")
+    except yaml.YAMLError as exc:
+        raise PlugdockError(f"{providers[0]}: cannot add {', '.join(missing)} to its tools: list ({exc})") from exc
+    for rel in missing:
+        click.echo(f"listed {rel} under tools: in {providers[0]}")
 
 
 COMMANDS = [generate]

@@ -2,9 +2,10 @@
 
 A typed tool's code says its name, parameters (names, order, types, required flags, defaults, select values,
 input schemas) and output schema: those the YAML takes from the code. Texts the code states (an ``Args:`` line,
-the docstring's summary, ``@tool(label=...)``) replace the English text; the rest of what an author wrote by
-hand is kept: ``form: form``, translated labels and descriptions, option labels, keys the code cannot express.
-``generate --check`` and ``validate`` both call a YAML stale exactly when this merge would change it.
+the docstring's summary, ``@tool(label=...)``) replace the English text, and ``@tool(form=[...])`` sets those
+parameters' ``form: form``; the rest of what an author wrote by hand is kept: ``form: form``, translated labels
+and descriptions, option labels, keys the code cannot express. ``generate --check`` and ``validate`` both call a
+YAML stale exactly when this merge would change it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from typing import Any
+
+import yaml
 
 from plugdock.sdk.typed import ParameterSpec, TypedTool, drift
 
@@ -54,7 +57,10 @@ def _parameter(spec: ParameterSpec, old: Mapping[str, Any] | None) -> dict[str, 
         else:
             out[key] = fresh[key]
     stated = bool(spec.description)
-    out.setdefault("form", fresh["form"])
+    if spec.form == "form":  # the code says so; otherwise a hand-written form stays
+        out["form"] = "form"
+    else:
+        out.setdefault("form", fresh["form"])
     out["label"] = _text(old.get("label"), fresh["label"]["en_US"], False)
     out["human_description"] = _text(old.get("human_description"), fresh["human_description"]["en_US"], stated)
     if stated or not old.get("llm_description"):
@@ -114,3 +120,29 @@ def staleness(typed: TypedTool, existing: Mapping[str, Any], source: str) -> lis
         return []
     reasons = drift(typed, existing)
     return reasons or [f"{path} differs from the code" for path in _changed(existing, merged)[:5]]
+
+
+def with_tools_listed(text: str, rels: list[str]) -> str:
+    """A provider YAML's text with ``rels`` appended to its ``tools:`` list, everything else kept.
+
+    A block list gains one ``- path`` line per file after its last item, in its own indentation, so comments and
+    formatting stay; any other shape (no key, ``tools: []``, a flow list) is rewritten through the YAML data."""
+    if not rels:
+        return text
+    root = yaml.compose(text) if text.strip() else None
+    value = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "tools"), None) \
+        if isinstance(root, yaml.MappingNode) else None
+    if isinstance(value, yaml.SequenceNode) and value.value and not value.flow_style:
+        lines = text.splitlines(keepends=True)
+        first = lines[value.value[0].start_mark.line]
+        indent = first[:len(first) - len(first.lstrip())]
+        after = value.value[-1].end_mark.line + (value.value[-1].end_mark.column > 0)
+        if after > 0 and not lines[after - 1].endswith("\n"):
+            lines[after - 1] += "\n"
+        return "".join(lines[:after] + [f"{indent}- {rel}\n" for rel in rels] + lines[after:])
+    if isinstance(root, yaml.MappingNode) and value is None:
+        return text + ("" if text.endswith("\n") else "\n") + "tools:\n" + "".join(f"  - {rel}\n" for rel in rels)
+    data = plain(yaml.safe_load(text) or {})
+    tools = data.get("tools") if isinstance(data.get("tools"), list) else []
+    data["tools"] = [*tools, *rels]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
