@@ -44,11 +44,12 @@ class ParameterSpec:
     default: Any = None
     options: list[str] | None = None
     json_schema: dict[str, Any] | None = None
+    form: str = "llm"  # "form": the user sets it in the workflow form (``@tool(form=[...])``), not the LLM
 
     def declaration(self) -> dict[str, Any]:
         label = self.name.replace("_", " ").title()
         data: dict[str, Any] = {
-            "name": self.name, "type": self.type, "required": self.required, "form": "llm",
+            "name": self.name, "type": self.type, "required": self.required, "form": self.form,
             "label": {"en_US": label}, "human_description": {"en_US": self.description or label},
             "llm_description": self.description or label,
         }
@@ -130,7 +131,7 @@ class TypedTool:
     """The function, its declaration, and a ``Tool`` subclass that serves it."""
 
     def __init__(self, fn: Callable[..., Any], name: str, description: str | None, author: str,
-                 label: str | None) -> None:
+                 label: str | None, form: Iterable[str] = ()) -> None:
         self.fn = fn
         self.name = name
         summary, arg_docs = _docstring_args(fn.__doc__ or "")
@@ -149,7 +150,12 @@ class TypedTool:
             kind, options, schema = _parameter_type(param.name, hints.get(param.name, param.annotation))
             required = param.default is inspect.Parameter.empty
             self.parameters.append(ParameterSpec(param.name, kind, required, arg_docs.get(param.name, ""),
-                                                 None if required else param.default, options, schema))
+                                                 None if required else param.default, options, schema,
+                                                 "form" if param.name in form else "llm"))
+        unknown = sorted(set(form) - {p.name for p in self.parameters})
+        if unknown:
+            raise TypedToolError(f"{fn.__name__}: form= names {', '.join(map(repr, unknown))}, which "
+                                 f"{'is' if len(unknown) == 1 else 'are'} not a parameter")
         self.output_schema = _output_schema(hints.get("return", inspect.Signature.empty))
         self.tool_class = self._make_class()
 
@@ -212,13 +218,17 @@ def _as_messages(tool: Tool, result: Any) -> Generator[ToolInvokeMessage, None, 
 
 
 def tool(name: str | Callable[..., Any] | None = None, *, description: str | None = None, author: str = "",
-         label: str | None = None) -> Any:
-    """Declare a tool from a typed function: ``@tool`` or ``@tool(name=..., description=...)``."""
+         label: str | None = None, form: Iterable[str] = ()) -> Any:
+    """Declare a tool from a typed function: ``@tool`` or ``@tool(name=..., description=...)``.
+
+    ``form=["units"]``: those parameters are ``form: form`` (the user sets them in the workflow form); the others
+    are ``form: llm`` (the model fills them)."""
     if callable(name):
         return TypedTool(name, name.__name__, description, author, label)
+    chosen = (form,) if isinstance(form, str) else tuple(form)  # form="units" means one parameter, not five
 
     def wrap(fn: Callable[..., Any]) -> TypedTool:
-        return TypedTool(fn, name or fn.__name__, description, author, label)
+        return TypedTool(fn, name or fn.__name__, description, author, label, chosen)
 
     return wrap
 
