@@ -1,15 +1,19 @@
 """README "A first real plugin", walked as written (issue 17 item 13).
 
 Each fenced block of that section names its file on its first line (``# tools/forecast.py``, or
-``# provider/weather.yaml: credentials_for_provider`` for a key to replace); they go into a fresh ``plugdock init``
-plugin, which must validate strictly, pass its own tests under plain pytest, and answer ``plugdock invoke`` with
-a secret credential and a select parameter, class-based and typed.
+``# provider/weather.yaml: credentials_for_provider`` for a key to replace); they go into a fresh plugin made by
+the section's own ``plugdock init`` command. Then the ``plugdock generate|validate|invoke weather ...`` commands
+its prose names run as written, in the order written, from the folder holding ``weather``: no step the reader is
+not told (the typed tool is served only once ``plugdock generate`` has written its YAML and listed it). The plugin
+must then validate strictly, pass its own tests under plain pytest, and answer with a secret credential and a
+select parameter, class-based and typed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +26,24 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 SECTION = "### A first real plugin: a secret credential and a select parameter"
 
 
-def blocks() -> list[tuple[str, str | None, str]]:
-    """(file, key to replace or None, text) of each fenced block of the section."""
+COMMAND = re.compile(r"`(plugdock (?:init|generate|validate|invoke) weather\b[^`]*)`")
+
+
+def section() -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index(SECTION)
-    body = text[start: text.index("\n### ", start + len(SECTION))]
+    return text[start: text.index("\n### ", start + len(SECTION))]
+
+
+def commands() -> list[tuple[int, list[str]]]:
+    """(offset in the section, argv) of each ``plugdock ... weather`` command its prose names."""
+    return [(m.start(), shlex.split(m.group(1))[1:]) for m in COMMAND.finditer(section())]
+
+
+def blocks() -> list[tuple[str, str | None, str]]:
+    """(file, key to replace or None, text) of each fenced block of the section."""
     found = []
-    for code in re.findall(r"```(?:yaml|python)\n(.*?)```", body, flags=re.S):
+    for code in re.findall(r"```(?:yaml|python)\n(.*?)```", section(), flags=re.S):
         first, _, rest = code.partition("\n")
         target, _, key = first.removeprefix("# ").partition(": ")
         found.append((target.strip(), key.strip() or None, rest))
@@ -41,8 +56,9 @@ def plugdock(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 
 def build(tmp_path: Path) -> Path:
-    made = plugdock("init", "weather", "--kind", "tool", "--name", "weather", "--author", "acme", "--tool",
-                    "forecast", "-y", cwd=tmp_path)
+    init = [argv for _, argv in commands() if argv[0] == "init"]
+    assert init, "the section names its `plugdock init weather ...` command"
+    made = plugdock(*init[0], cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     root = tmp_path / "weather"
     for target, key, text in blocks():
@@ -63,13 +79,23 @@ def test_the_section_names_every_file_it_shows() -> None:
         ("tools/typed_forecast.py", None)]
 
 
+def test_the_section_says_to_generate_before_invoking_the_typed_tool() -> None:
+    typed_block = section().index("# tools/typed_forecast.py")
+    named = [(at, argv[0]) for at, argv in commands() if at > typed_block]
+    verbs = [verb for _, verb in named]
+    assert "generate" in verbs and "invoke" in verbs, named
+    assert verbs.index("generate") < verbs.index("invoke"), named
+    assert any(argv[:4] == ["invoke", "weather", "tool", "typed_forecast"] for _, argv in commands())
+
+
 def test_the_first_real_plugin_works_as_written(tmp_path: Path) -> None:
     root = build(tmp_path)
-    assert (done := plugdock("generate", str(root))).returncode == 0, done.stdout + done.stderr
-    provider = root / "provider" / "weather.yaml"
-    data = yaml.safe_load(provider.read_text())
-    data["tools"].append("tools/typed_forecast.yaml")
-    provider.write_text(yaml.safe_dump(data, sort_keys=False))
+    for _, argv in commands():
+        if argv[0] != "init":
+            ran = plugdock(*argv, cwd=tmp_path)
+            assert ran.returncode == 0, (argv, ran.stdout + ran.stderr)
+            assert argv[0] != "invoke" or ran.stdout.strip(), argv
+    assert "- tools/typed_forecast.yaml" in (root / "provider" / "weather.yaml").read_text()  # generate listed it
     checked = plugdock("validate", str(root), "--strict")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -88,5 +114,7 @@ def test_the_first_real_plugin_works_as_written(tmp_path: Path) -> None:
                                                                   "authorized": True}
     declared = json.dumps(yaml.safe_load((root / "tools" / "typed_forecast.yaml").read_text()))
     assert '"type": "select"' in declared and '"tool"' not in declared  # the Tool parameter is not declared
+    units = yaml.safe_load((root / "tools" / "typed_forecast.yaml").read_text())["parameters"][1]
+    assert units["name"] == "units" and units["form"] == "form"  # as the prose asks, like forecast.yaml's
     refused = client.validate_tool_credentials("weather", {"api_key": "nope"})
     assert not refused.ok and "weather keys start with wk-" in str(refused.error)
