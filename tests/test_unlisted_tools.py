@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from plugdock.cli.typed_merge import merged_declaration, with_tools_listed
-from plugdock.schema.plugin import DirectorySource, load_plugin, typed_tool_names
+from plugdock.schema.plugin import DirectorySource, load_plugin
+from plugdock.schema.unlisted_tools import typed_tool_names
 from plugdock.sdk.typed import TypedToolError, tool
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

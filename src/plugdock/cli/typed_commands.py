@@ -12,8 +12,9 @@ import click
 import yaml
 
 from plugdock.errors import PlugdockError
-from plugdock.schema.plugin import TYPED_MODULE, LoadedPlugin, is_safe_relative
+from plugdock.schema.plugin import LoadedPlugin, is_safe_relative
 from plugdock.schema.problems import Problem
+from plugdock.schema.unlisted_tools import TYPED_MODULE
 from plugdock.schema.yaml_source import load_yaml
 
 TYPED_MARKER = TYPED_MODULE

@@ -7,7 +7,6 @@ plugin runtime and the daemon, so every part agrees on what a valid plugin is.
 
 from __future__ import annotations
 
-import ast
 import fnmatch
 import posixpath
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from plugdock.schema.python_check import check_sources
 from plugdock.schema.sources import DirectorySource, FileSource, is_safe_relative
 from plugdock.schema.tool import ToolDeclaration, ToolProviderDeclaration
 from plugdock.schema.trigger import EventDeclaration, TriggerProviderDeclaration, class_bases
+from plugdock.schema.unlisted_tools import unlisted_tool_problems
 from plugdock.schema.validation import validate_document
 from plugdock.schema.yaml_source import Path, YamlDocument, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
-__all__ = ["TYPED_MODULE", "DirectorySource", "FileSource", "LoadedPlugin", "is_safe_relative", "load_plugin",
-           "typed_tool_names"]
-
-TYPED_MODULE = "plugdock.sdk.typed"  # a Python file that names it may define @tool typed tools
+__all__ = ["DirectorySource", "FileSource", "LoadedPlugin", "is_safe_relative", "load_plugin"]
 
 
 @dataclass
@@ -220,33 +217,9 @@ class _Loader:
             self.ref_problem(doc, ("tools",), "the provider declares no tools", severity="warning")
 
     def unlisted_rules(self) -> None:
-        """Warn of a tool no provider lists: the official daemon ignores it, and invoking it says 'Tool not found'.
-
-        Checked: ``tools/*.yaml`` files declaring a tool (an ``identity``) and the ``@tool`` functions of
-        ``tools/*.py``, the files ``plugdock generate`` reads and writes; helper YAML without an identity is not."""
-        if not self.tool_lists:
-            return
-        listed: set[str] = set().union(*self.tool_lists.values())
-        where = " or ".join(sorted(self.tool_lists))
-        loaded = {posixpath.normpath(f) for f in self.result.files.values()}
-        declared = {t.identity.name for t in self.result.tools}
-        for rel in sorted(f for f in self.all_files if posixpath.dirname(f) == "tools"):
-            if rel.endswith((".yaml", ".yml")) and rel not in listed and rel not in loaded:
-                data = load_yaml(self.source.read(rel) or b"", rel).data
-                identity = data.get("identity") if isinstance(data, dict) else None
-                if not isinstance(identity, dict) or "tools" in data:
-                    continue
-                declared.add(str(identity.get("name")))
-                self.add([Problem(rel, 1, 1, "", f"no provider lists this tool declaration, so the official daemon "
-                                  f"ignores it (invoking {identity.get('name')!r} says 'Tool not found'); add "
-                                  f"`- {rel}` under `tools:` in {where}", "warning")])
-        for rel in sorted(f for f in self.all_files if posixpath.dirname(f) == "tools" and f.endswith(".py")):
-            code = self.source.read(rel) or b""
-            for name in typed_tool_names(code) if TYPED_MODULE.encode() in code else []:
-                if name not in declared:
-                    self.add([Problem(rel, 1, 1, "", f"the @tool {name!r} has no tool YAML that {where} lists, so "
-                                      f"the official daemon does not know it; `plugdock generate` writes "
-                                      f"tools/{name}.yaml and lists it", "warning")])
+        """Warn of a tool no provider lists (see :mod:`plugdock.schema.unlisted_tools`)."""
+        loaded, declared = {posixpath.normpath(f) for f in self.result.files.values()}, self.result.tools
+        self.add(unlisted_tool_problems(self.source, self.all_files, self.tool_lists, loaded, declared))
 
     def model_provider(self, path: str, mdoc: YamlDocument, ref: Path, _: str) -> None:
         doc = self.document(path, mdoc, ref, "model provider")
@@ -469,39 +442,6 @@ def _source(extra: Any) -> str | None:
     return getattr(python, "source", None)
 
 
-def typed_tool_names(code: bytes | str) -> list[str]:
-    """The tool names of a module's top-level ``@tool`` functions, read without importing it (the loader never
-    runs plugin code): ``@tool``, ``@tool(...)``, ``@tool(name=...)``, under any alias ``plugdock.sdk.typed``'s
-    ``tool`` or the module itself is imported as."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return []
-    names: set[str] = set()  # what ``tool`` is called here
-    modules: set[str] = set()  # what ``plugdock.sdk.typed`` is called here
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == TYPED_MODULE:
-            names |= {a.asname or a.name for a in node.names if a.name == "tool"}
-        elif isinstance(node, ast.ImportFrom) and node.module == "plugdock.sdk":
-            modules |= {a.asname or a.name for a in node.names if a.name == "typed"}
-        elif isinstance(node, ast.Import):
-            modules |= {a.asname for a in node.names if a.name == TYPED_MODULE and a.asname}
-    found = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            continue
-        for dec in node.decorator_list:
-            target = dec.func if isinstance(dec, ast.Call) else dec
-            if not ((isinstance(target, ast.Name) and target.id in names)
-                    or (isinstance(target, ast.Attribute) and target.attr == "tool"
-                        and isinstance(target.value, ast.Name) and target.value.id in modules)):
-                continue
-            given = None
-            if isinstance(dec, ast.Call):
-                given = dec.args[0] if dec.args else next((k.value for k in dec.keywords if k.arg == "name"), None)
-            literal = given.value if isinstance(given, ast.Constant) and isinstance(given.value, str) else None
-            found.append(literal or node.name)
-    return found
 
 
 def load_plugin(source: FileSource) -> LoadedPlugin:
