@@ -60,6 +60,14 @@ def test_invoke_defaults_to_the_current_folder() -> None:
     assert too_many.returncode == 2 and "expected [DIR] KIND NAME, got 4 word(s)" in too_many.stderr
 
 
+def test_invoke_names_the_place_of_a_yaml_error_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "manifest.yaml").write_text("name: [oops\n")
+    result = subprocess.run([sys.executable, "-m", "plugdock", "invoke", "tool", "x"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: manifest.yaml:2:1: invalid YAML: did not find expected ',' or ']'"
+
+
 def test_invoke_errors_exit_non_zero_with_one_line() -> None:
     result = plugdock("invoke", str(EXAMPLES / "echo_tool"), "tool", "missing")
     assert result.returncode == 1

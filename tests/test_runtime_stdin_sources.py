@@ -98,4 +98,4 @@ def test_an_unreadable_manifest_is_one_error_line(tmp_path: Path) -> None:
     result = run(["run"], subprocess.DEVNULL, cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: .: manifest.yaml: invalid YAML"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: .: manifest.yaml:2:1: invalid YAML: "), result.stderr

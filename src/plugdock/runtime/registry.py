@@ -32,8 +32,11 @@ def read_yaml(root: Path, rel: str) -> Any:
             return yaml.load(handle, Loader=_Loader)
     except FileNotFoundError:
         raise RegistryError(f"{rel}: file not found (referenced by the plugin's declarations)") from None
-    except yaml.YAMLError as exc:
-        raise RegistryError(f"{rel}: invalid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line at the problem's place, as validate reports it
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{rel}:{mark.line + 1}:{mark.column + 1}" if mark is not None else rel
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise RegistryError(f"{where}: invalid YAML: {problem}") from None
 
 
 def import_source(root: Path, source: str) -> Any:
