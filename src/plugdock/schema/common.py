@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
@@ -33,11 +34,19 @@ class DifyModel(BaseModel):
     # i18n fields that the official daemon reads leniently: a mapping without ``en_US`` (``help: {text: ...}``)
     # decodes there into empty text; plugdock leaves such a field out and warns instead of refusing the file.
     lenient_i18n: ClassVar[tuple[str, ...]] = ()
+    # Set while a document is validated: every part that validated, by the id of the mapping it came from, with
+    # its notes, so a file whose validation fails elsewhere still reports them (see validate_document).
+    note_sink: ClassVar[ContextVar[list[tuple[int, list[tuple[tuple[str | int, ...], str]]]] | None]] = \
+        ContextVar("note_sink", default=None)
     _notes: list[tuple[tuple[str | int, ...], str]] = PrivateAttr(default_factory=list)
+    _source: int | None = PrivateAttr(default=None)  # id() of the mapping this was read from, while validating
 
     def note(self, path: tuple[str | int, ...], message: str) -> None:
         """A warning about this declaration at ``path`` (relative to it); validation reports it with its line."""
         self._notes.append((path, message))
+        sink = self.note_sink.get()
+        if sink is not None and self._source is not None:
+            sink.append((self._source, [(path, message)]))
 
     @property
     def notes(self) -> list[tuple[tuple[str | int, ...], str]]:
@@ -49,9 +58,12 @@ class DifyModel(BaseModel):
         dropped = []
         if cls.lenient_i18n and isinstance(data, dict):
             dropped = [k for k in cls.lenient_i18n if isinstance(data.get(k), dict) and "en_US" not in data[k]]
-            if dropped:
-                data = {k: v for k, v in data.items() if k not in dropped}
+        source = data
+        if dropped:
+            data = {k: v for k, v in data.items() if k not in dropped}
         model = handler(data)
+        if isinstance(model, DifyModel) and cls.note_sink.get() is not None:
+            model._source = id(source)  # the model's own after-validators note only once this returns
         for key in dropped:
             model.note((key,), f"{key} has no en_US text, so it is left out; the official daemon reads it as "
                                f"empty text (write {key}: {{en_US: ...}})")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from plugdock.schema.common import DifyModel
 from plugdock.schema.problems import Problem
 from plugdock.schema.yaml_source import Path, YamlDocument
 
@@ -215,12 +216,14 @@ def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) 
         return None, [doc.problem(prefix, f"expected a mapping, got {got}")]
     notes: list[Problem] = []
     while True:
+        sink: list[tuple[int, list[tuple[Path, str]]]] = []
+        token = DifyModel.note_sink.set(sink)
         try:
             model = model_cls.model_validate(data)
         except ValidationError as exc:
             texts = _booleans_as_text(exc, doc, prefix, data)
             if not texts:
-                return None, notes + pydantic_problems(exc, doc, prefix)
+                return None, notes + pydantic_problems(exc, doc, prefix) + _parts_notes(sink, data, doc, prefix)
             if not notes:
                 data = copy.deepcopy(data)  # the document keeps what the author wrote
             for loc, text in texts.items():
@@ -229,4 +232,31 @@ def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) 
                                          f"as the text {text!r}, as the official daemon (yaml.v3) reads it; quote "
                                          "it to say so", severity="warning"))
             continue
+        finally:
+            DifyModel.note_sink.reset(token)
         return model, notes + typo_warnings(model, doc, prefix)
+
+
+def _parts_notes(sink: list[tuple[int, list[tuple[Path, str]]]], data: Any, doc: YamlDocument,
+                 prefix: Path) -> list[Problem]:
+    """The warnings of the parts that validated in a document that did not: each part found by the mapping it
+    was read from, so an error elsewhere in the file does not hide them."""
+    where: dict[int, Path] = {}
+
+    def index(value: Any, path: Path) -> None:
+        if isinstance(value, dict):
+            where.setdefault(id(value), path)
+            for key, item in value.items():
+                index(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                index(item, (*path, i))
+
+    index(data, ())
+    seen: dict[tuple[Path, str], Problem] = {}
+    for source, part_notes in sink:
+        if source in where:
+            for rel, message in part_notes:
+                at = (*prefix, *where[source], *rel)
+                seen.setdefault((at, message), doc.problem(at, message, severity="warning"))
+    return list(seen.values())
