@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -109,3 +110,26 @@ def test_unreachable_daemon_gives_up_with_a_clear_message(tmp_path: Path) -> Non
     proc = subprocess.run(env_cmd, capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1
     assert f"cannot reach the daemon at 127.0.0.1:{port}" in proc.stderr and "giving up" in proc.stderr
+
+
+def test_a_plugin_that_cannot_load_is_one_line_before_any_connection(tmp_path: Path) -> None:
+    """A class the registry cannot find is reported before connecting (no retries, no traceback mid-session)."""
+    from conftest import make_plugin
+
+    plugin = make_plugin(tmp_path / "demo")
+    (plugin / "tools" / "demo.py").write_text("class DemoTool:\n    pass\n")
+    with socket.socket() as sock:  # a port that would answer: the plugin must not even try it
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        env = {**os.environ, "INSTALL_METHOD": "remote", "REMOTE_INSTALL_URL": f"127.0.0.1:{port}",
+               "REMOTE_INSTALL_KEY": "k"}
+        result = subprocess.run([sys.executable, "-m", "main"], cwd=plugin, env=env, capture_output=True, text=True,
+                                timeout=60, check=False)
+        sock.settimeout(0)
+        with contextlib.suppress(BlockingIOError):
+            sock.accept()
+            raise AssertionError("the plugin connected although it cannot load")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("plugdock: plugin failed to load: tools/demo.py: defines no concrete subclass "
+                                     "of Tool")

@@ -10,12 +10,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from plugdock.protocol.debugging import InitializeType, asset_lines, init_line
 from plugdock.protocol.messages import Event, event_line
 from plugdock.runtime.output import Output
 from plugdock.sdk.config import DifyPluginEnv
+
+if TYPE_CHECKING:
+    from plugdock.runtime.executor import Executor
 
 logger = logging.getLogger("plugdock.remote")
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
@@ -71,24 +75,32 @@ def run_remote(config: DifyPluginEnv, root: Path) -> int:
     if not config.REMOTE_INSTALL_KEY:
         sys.stderr.write("plugdock: REMOTE_INSTALL_KEY is not set; get a debug key from the daemon first\n")
         return 2
+    from plugdock.runtime.executor import Executor
+    from plugdock.runtime.registry import PluginRegistry, RegistryError
+
     try:
         host, port = remote_address(config)
         lines = registration_lines(root, config.REMOTE_INSTALL_KEY)
     except (ValueError, RemoteRejected) as exc:
         sys.stderr.write(f"plugdock: {exc}\n")
         return 2
+    try:  # before connecting: a plugin that cannot load is one line here, not a traceback mid-session
+        executor = Executor(PluginRegistry.load(root))
+    except RegistryError as exc:
+        sys.stderr.write(f"plugdock: plugin failed to load: {exc}\n")
+        return 1
     try:
-        return asyncio.run(_connect_loop(config, root, host, port, lines))
+        return asyncio.run(_connect_loop(config, executor, host, port, lines))
     except KeyboardInterrupt:  # Ctrl-C is how an author stops debugging: one line, no traceback
         sys.stderr.write("plugdock: stopped; the daemon drops the plugin now that the connection closed\n")
         return 130
 
 
-async def _connect_loop(config: DifyPluginEnv, root: Path, host: str, port: int, lines: list[bytes]) -> int:
+async def _connect_loop(config: DifyPluginEnv, executor: Executor, host: str, port: int, lines: list[bytes]) -> int:
     attempt = 0
     while True:
         try:
-            await _session(config, root, host, port, lines)
+            await _session(config, executor, host, port, lines)
             attempt = 0
             sys.stderr.write("plugdock: the daemon closed the debug connection; reconnecting\n")
         except RemoteRejected as exc:
@@ -104,9 +116,7 @@ async def _connect_loop(config: DifyPluginEnv, root: Path, host: str, port: int,
             attempt += 1
 
 
-async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, lines: list[bytes]) -> None:
-    from plugdock.runtime.executor import Executor
-    from plugdock.runtime.registry import PluginRegistry
+async def _session(config: DifyPluginEnv, executor: Executor, host: str, port: int, lines: list[bytes]) -> None:
     from plugdock.runtime.server import PluginServer
     from plugdock.runtime.stdio import read_lines
 
@@ -119,7 +129,7 @@ async def _session(config: DifyPluginEnv, root: Path, host: str, port: int, line
     for line in lines:
         output.write(line)
     sys.stderr.write(f"plugdock: registered with the daemon at {host}:{port}\n")
-    server = PluginServer(Executor(PluginRegistry.load(root)), config, output)
+    server = PluginServer(executor, config, output)
     server.loop = loop
     heartbeat = asyncio.ensure_future(server.heartbeat())
     watchdog = asyncio.ensure_future(server.watchdog())
