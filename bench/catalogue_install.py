@@ -26,8 +26,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.environments import official_daemon_env, official_install_commands
 from plugdock.daemon.core import Daemon
-from plugdock.daemon.plugins.environments import OFFICIAL_PYTHON, find_interpreter
 from plugdock.daemon.settings import Settings
 from plugdock.errors import PlugdockError
 from plugdock.packaging.uv import uv_binary
@@ -119,16 +119,8 @@ def official_start(data: bytes, cache: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="plugdock-official-") as scratch:
         folder = Path(scratch)
         zipfile.ZipFile(io.BytesIO(data)).extractall(folder)
-        python312 = Path(find_interpreter(OFFICIAL_PYTHON)).parent
-        env = {"VIRTUAL_ENV": str(folder / ".venv"), "PATH": f"{python312}{os.pathsep}{os.environ['PATH']}",
-               "UV_CACHE_DIR": str(cache)}
-        env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if k in os.environ})
-        steps = [[uv, "venv", ".venv", "--python", OFFICIAL_PYTHON]]
-        if (folder / "pyproject.toml").exists() and not (folder / "requirements.txt").exists():
-            steps.append([uv, "sync", "--no-dev", *(["--frozen"] if (folder / "uv.lock").exists() else [])])
-        else:
-            steps.append([uv, "pip", "install", "-r", "requirements.txt"])
-        for cmd in steps:
+        env = official_daemon_env(folder, cache)
+        for cmd in official_install_commands(folder, uv):
             done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 return f"{' '.join(cmd[1:3])} failed: {done.stderr.strip().splitlines()[-1:]}"

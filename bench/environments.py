@@ -62,3 +62,29 @@ def official_python() -> str:
 def plugdock_python() -> str:
     """Python 3.12 with this checkout of plugdock (editable), for like-for-like comparisons."""
     return _venv("plugdock-venv", ["-e", str(REPO)], "import plugdock.sdk, plugdock.runtime.server")
+
+
+# -- the official daemon's install of a package, reproduced --------------------------------------------------
+
+def official_daemon_env(folder: Path, cache: Path) -> dict[str, str]:
+    """``buildUVCommandEnv``: VIRTUAL_ENV, PATH, UV_CACHE_DIR and the certificate variables, nothing else. PATH
+    has a Python 3.12 first, as the official daemon's image does."""
+    from plugdock.daemon.plugins.environments import find_interpreter
+
+    python312 = Path(find_interpreter("3.12")).parent
+    env = {"VIRTUAL_ENV": str(folder / ".venv"), "PATH": f"{python312}{os.pathsep}{os.environ['PATH']}",
+           "UV_CACHE_DIR": str(cache)}
+    env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if k in os.environ})
+    return env
+
+
+def official_install_commands(folder: Path, uv: str) -> list[list[str]]:
+    """What the official daemon runs in an extracted package (local_runtime/setup_python_environment.go, no pip
+    mirror set): ``uv venv --python 3.12``, then ``uv sync --no-dev`` (``--frozen`` with a lock) whenever
+    pyproject.toml exists, else ``uv pip install -r requirements.txt``."""
+    steps = [[uv, "venv", ".venv", "--python", "3.12"]]
+    if (folder / "pyproject.toml").exists():
+        steps.append([uv, "sync", "--no-dev", *(["--frozen"] if (folder / "uv.lock").exists() else [])])
+    else:
+        steps.append([uv, "pip", "install", "-r", "requirements.txt"])
+    return steps

@@ -122,7 +122,9 @@ def test_the_official_daemons_install_with_an_unreachable_mirror_takes_it_too(tm
     requirements.txt`` in the plugin folder (PIP_MIRROR_URL set: here to a port nobody listens on)."""
     import subprocess
 
-    from test_shipped_runtime import REQUESTS, official_env, serve_one_request
+    from bench.environments import official_daemon_env
+
+    from test_shipped_runtime import REQUESTS, serve_one_request
 
     from conftest import make_plugin
 
@@ -131,7 +133,7 @@ def test_the_official_daemons_install_with_an_unreachable_mirror_takes_it_too(tm
     zipfile.ZipFile(io.BytesIO(built.data)).extractall(folder)
     uv = uv_binary()
     assert uv is not None
-    env = official_env(folder, tmp_path / "empty-cache")
+    env = official_daemon_env(folder, tmp_path / "empty-cache")
     for cmd in ([uv, "venv", ".venv", "--python", "3.12"], [uv, "pip", "install", "-i", UNREACHABLE, "-r",
                                                              "requirements.txt"]):
         done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.environments import official_daemon_env, official_install_commands
 from packaging.requirements import Requirement
 
 from daemon_harness import KEY, DaemonProcess
-from plugdock.daemon.plugins.environments import find_interpreter
 from plugdock.daemon.plugins.requirements_policy import RequirementsRefused, check_requirements
 from plugdock.errors import PackageError
 from plugdock.packaging.build import build_package
@@ -210,27 +210,12 @@ def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("uv-cache")
 
 
-def official_env(folder: Path, cache: Path) -> dict[str, str]:
-    """``buildUVCommandEnv``: VIRTUAL_ENV, PATH, UV_CACHE_DIR and the certificate variables, nothing else. PATH
-    has a Python 3.12 first, as the official daemon's image does."""
-    python312 = Path(find_interpreter("3.12")).parent
-    env = {"VIRTUAL_ENV": str(folder / ".venv"), "PATH": f"{python312}{os.pathsep}{os.environ['PATH']}",
-           "UV_CACHE_DIR": str(cache)}
-    env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if k in os.environ})
-    return env
-
-
 def install_as_the_official_daemon(package: bytes, folder: Path, cache: Path) -> Path:
     zipfile.ZipFile(io.BytesIO(package)).extractall(folder)
     uv = uv_binary()
     assert uv is not None
-    env = official_env(folder, cache)
-    steps = [[uv, "venv", ".venv", "--python", "3.12"]]
-    if (folder / "pyproject.toml").exists():
-        steps.append([uv, "sync", "--no-dev", *(["--frozen"] if (folder / "uv.lock").exists() else [])])
-    else:
-        steps.append([uv, "pip", "install", "-r", "requirements.txt"])
-    for cmd in steps:
+    env = official_daemon_env(folder, cache)
+    for cmd in official_install_commands(folder, uv):
         done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
         assert done.returncode == 0, f"{cmd[1:]}: {done.stderr[-3000:]}"
     return folder / ".venv" / "bin" / "python"
