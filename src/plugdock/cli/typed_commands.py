@@ -17,8 +17,6 @@ from plugdock.schema.problems import Problem
 from plugdock.schema.unlisted_tools import TYPED_MODULE
 from plugdock.schema.yaml_source import load_yaml
 
-TYPED_MARKER = TYPED_MODULE
-
 
 def _typed_tools_of(root: Path, source: str) -> list[Any]:
     from plugdock.runtime.registry import import_source
@@ -41,7 +39,7 @@ def typed_drift(root: Path, plugin: LoadedPlugin) -> list[Problem]:
         doc = load_yaml((root / rel).read_bytes(), rel)
         data = doc.data if isinstance(doc.data, dict) else {}
         source = ((data.get("extra") or {}).get("python") or {}).get("source")
-        if not source or not (root / source).is_file() or TYPED_MARKER not in (root / source).read_text():
+        if not source or not (root / source).is_file() or TYPED_MODULE not in (root / source).read_text():
             continue
         try:
             typed = _typed_tools_of(root, source)
@@ -77,7 +75,7 @@ def generate(directory: Path, check: bool) -> None:
     found = 0
     declarations: list[str] = []
     for path in sorted((root / "tools").glob("*.py")):
-        if TYPED_MARKER not in path.read_text():
+        if TYPED_MODULE not in path.read_text():
             continue
         source = path.relative_to(root).as_posix()
         for typed in _typed_tools_of(root, source):

@@ -76,4 +76,3 @@ def uv_failure(stderr: str) -> str:
     picked = [re.sub(r"^(error|×):?\s*", "", line, flags=re.I) for line in lines
               if line.lower().startswith(("error", "×", "cause:", "caused by:"))]
     return "; ".join(picked[:4])[:600] or (lines[-1][:300] if lines else "no output")
-

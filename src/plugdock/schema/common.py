@@ -34,9 +34,9 @@ class DifyModel(BaseModel):
     # i18n fields that the official daemon reads leniently: a mapping without ``en_US`` (``help: {text: ...}``)
     # decodes there into empty text; plugdock leaves such a field out and warns instead of refusing the file.
     lenient_i18n: ClassVar[tuple[str, ...]] = ()
-    # Set while a document is validated: every part that validated, by the id of the mapping it came from, with
-    # its notes, so a file whose validation fails elsewhere still reports them (see validate_document).
-    note_sink: ClassVar[ContextVar[list[tuple[int, list[tuple[tuple[str | int, ...], str]]]] | None]] = \
+    # Set while a document is validated: each note as (id of the mapping its part was read from, path, message),
+    # so a file whose validation fails elsewhere still reports them (see validate_document).
+    note_sink: ClassVar[ContextVar[list[tuple[int, tuple[str | int, ...], str]] | None]] = \
         ContextVar("note_sink", default=None)
     _notes: list[tuple[tuple[str | int, ...], str]] = PrivateAttr(default_factory=list)
     _source: int | None = PrivateAttr(default=None)  # id() of the mapping this was read from, while validating
@@ -46,7 +46,7 @@ class DifyModel(BaseModel):
         self._notes.append((path, message))
         sink = self.note_sink.get()
         if sink is not None and self._source is not None:
-            sink.append((self._source, [(path, message)]))
+            sink.append((self._source, path, message))
 
     @property
     def notes(self) -> list[tuple[tuple[str | int, ...], str]]:

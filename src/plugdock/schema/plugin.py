@@ -442,8 +442,6 @@ def _source(extra: Any) -> str | None:
     return getattr(python, "source", None)
 
 
-
-
 def load_plugin(source: FileSource) -> LoadedPlugin:
     """Load and check every declaration of a plugin; see ``LoadedPlugin.problems`` for what is wrong."""
     return _Loader(source).run()

@@ -216,7 +216,7 @@ def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) 
         return None, [doc.problem(prefix, f"expected a mapping, got {got}")]
     notes: list[Problem] = []
     while True:
-        sink: list[tuple[int, list[tuple[Path, str]]]] = []
+        sink: list[tuple[int, Path, str]] = []
         token = DifyModel.note_sink.set(sink)
         try:
             model = model_cls.model_validate(data)
@@ -237,7 +237,7 @@ def validate_document(model_cls: type[M], doc: YamlDocument, prefix: Path = ()) 
         return model, notes + typo_warnings(model, doc, prefix)
 
 
-def _parts_notes(sink: list[tuple[int, list[tuple[Path, str]]]], data: Any, doc: YamlDocument,
+def _parts_notes(sink: list[tuple[int, Path, str]], data: Any, doc: YamlDocument,
                  prefix: Path) -> list[Problem]:
     """The warnings of the parts that validated in a document that did not: each part found by the mapping it
     was read from, so an error elsewhere in the file does not hide them."""
@@ -254,9 +254,8 @@ def _parts_notes(sink: list[tuple[int, list[tuple[Path, str]]]], data: Any, doc:
 
     index(data, ())
     seen: dict[tuple[Path, str], Problem] = {}
-    for source, part_notes in sink:
+    for source, rel, message in sink:
         if source in where:
-            for rel, message in part_notes:
-                at = (*prefix, *where[source], *rel)
-                seen.setdefault((at, message), doc.problem(at, message, severity="warning"))
+            at = (*prefix, *where[source], *rel)
+            seen.setdefault((at, message), doc.problem(at, message, severity="warning"))
     return list(seen.values())

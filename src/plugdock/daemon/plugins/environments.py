@@ -331,14 +331,11 @@ class EnvironmentManager:
         """
         say = progress or (lambda _msg: None)
         version = ".".join(declared.strip().split(".")[:2]) or OFFICIAL_PYTHON
-        if version == OFFICIAL_PYTHON:
-            return self.ensure(requirements, version, say)
         try:
             return self.ensure(requirements, version, say)
         except EnvironmentBuildError as exc:
             missing = exc.message.startswith(f"no Python {version} interpreter found")
-            refused = TOO_OLD.search(exc.message) is not None
-            if not (missing or refused):
+            if version == OFFICIAL_PYTHON or not (missing or TOO_OLD.search(exc.message)):
                 raise
         why = "no interpreter of it is on this machine" if missing else "its dependencies need a newer Python"
         say(f"meta.runner.version {version}: {why}; building with Python {OFFICIAL_PYTHON}, as the official "
